@@ -1,0 +1,290 @@
+"""The maintenance window: prepare, apply and rollback, each journalled step by step.
+
+All three are the same motion — read live, check, journal, send, wait, verify — with
+different changes, so one function (``_execute``) carries every change to the
+provider. The provider is only ever called with a journalled run in ``sending``
+state, and any doubt about what landed is settled by reading the zone back.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping, Sequence
+
+from cutover import diff as diffmod
+from cutover import guards, verify
+from cutover.errors import CutoverError, GuardError, PartialApplyError, ProviderError, UsageError
+from cutover.journal import LANDED, Journal, Run
+from cutover.plan import Plan
+from cutover.records import Change, RecordKey, RecordSet, index
+from cutover.times import iso
+from providers.base import Provider
+
+Confirm = Callable[[diffmod.ZoneDiff], bool]
+
+
+@dataclass
+class Context:
+    """Everything one zone's run needs; built by the CLI, closed by it too."""
+
+    plan: Plan
+    provider: Provider
+    journal: Journal
+    progress: Callable[[str], None] = lambda _m: None
+    clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of prepare, apply or rollback for one zone, for rendering."""
+
+    plan: Plan
+    kind: str
+    status: str
+    run_id: int | None = None
+    changes: tuple[Change, ...] = ()
+    changed: float | None = None
+    old_answers_until: float | None = None
+    earliest_retire: float | None = None
+    servers: tuple[verify.ServerResult, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict:
+        return {
+            "plan": str(self.plan.path),
+            "zone": self.plan.zone,
+            "kind": self.kind,
+            "status": self.status,
+            "run": self.run_id,
+            "changes": [c.as_dict() for c in self.changes],
+            "changed": iso(self.changed),
+            "old_answers_until": iso(self.old_answers_until),
+            "earliest_retire": iso(self.earliest_retire),
+            "nameservers": [vars(s) for s in self.servers],
+            "notes": list(self.notes),
+        }
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def read_live(ctx: Context) -> tuple[dict[RecordKey, RecordSet], int | None]:
+    """Live record sets (the managed ones plus the SOA) and the zone's size when known."""
+    wanted = (*ctx.plan.keys, (ctx.plan.zone, "SOA"))
+    records = ctx.provider.records(wanted)
+    size = len(records) if ctx.provider.lists_whole_zone else None
+    return index(records), size
+
+
+def zone_diff(ctx: Context) -> diffmod.ZoneDiff:
+    live, _ = read_live(ctx)
+    return diffmod.compute(ctx.plan, live)
+
+
+def reconcile(ctx: Context, live: Mapping[RecordKey, RecordSet]) -> list[str]:
+    """Settle runs that a crash left unfinished, by what the live zone shows.
+
+    A run in ``pending`` never reached the provider; one in ``sending`` may or may not
+    have landed, so each change is looked up: after-state means landed, before-state
+    means not, anything else is unknown (reported; a later apply treats it as drift).
+    """
+    notes = []
+    for run in ctx.journal.runs(ctx.plan.zone):
+        if run.status == "pending":
+            ctx.journal.mark(run.id, "abandoned", finished=ctx.clock(), error="interrupted before sending")
+            notes.append(f"run {run.id} ({run.kind}) was interrupted before anything was sent")
+        elif run.status == "sending":
+            notes.append(_settle(ctx, run, live))
+    return notes
+
+
+def _settle(ctx: Context, run: Run, live: Mapping[RecordKey, RecordSet]) -> str:
+    landed, lost, unknown = [], [], []
+    for jc in run.changes:
+        current = live.get(jc.change.key)
+        if current == jc.change.after:
+            landed.append(jc.change.key)
+        elif current == jc.change.before:
+            lost.append(jc.change.key)
+        else:
+            unknown.append(jc.change.key)
+    ctx.journal.mark_changes(run.id, landed, "landed")
+    ctx.journal.mark_changes(run.id, lost, "failed")
+    ctx.journal.mark_changes(run.id, unknown, "unknown")
+    now = ctx.clock()
+    if landed and not lost and not unknown:
+        ctx.journal.mark(run.id, "applied", changed=now, finished=now)
+        return f"run {run.id} ({run.kind}) was interrupted after sending; all {len(landed)} changes are live"
+    if not landed:
+        ctx.journal.mark(run.id, "failed", finished=now, error="interrupted; the zone shows no change landed")
+        return f"run {run.id} ({run.kind}) was interrupted; none of its changes landed"
+    ctx.journal.mark(run.id, "partial", changed=now, finished=now,
+                     error=f"interrupted; {len(landed)} landed, {len(lost)} not, {len(unknown)} unknown")
+    return f"run {run.id} ({run.kind}) was interrupted; {len(landed)} of {len(run.changes)} changes are live"
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def prepare(ctx: Context) -> Outcome:
+    """Lower the managed record sets' TTL to ``prepare.ttl``, values unchanged."""
+    plan = ctx.plan
+    if plan.prepare_ttl is None:
+        raise UsageError(f"{plan.path}: prepare.ttl is not set; add `prepare: {{ttl: 300}}` to the plan")
+    ctx.journal.lock()
+    live, _ = read_live(ctx)
+    notes = reconcile(ctx, live)
+    changes = diffmod.lower_ttls(plan, live, plan.prepare_ttl)
+    if not changes:
+        return Outcome(plan, "prepare", "in-sync", notes=(*notes, f"every managed TTL is already at most {plan.prepare_ttl}s"))
+    outcome = _execute(ctx, "prepare", changes, live, verify_after=False)
+    longest = max(c.before.ttl for c in changes if c.before)
+    until = (outcome.changed or ctx.clock()) + longest
+    return replace(outcome, old_answers_until=until, notes=(*notes, f"caches may hold the long TTL ({longest}s) until {iso(until)}; apply after that"))
+
+
+def apply(ctx: Context, *, force: bool = False, verify_after: bool = True, confirm: Confirm = lambda _d: True) -> Outcome:
+    """Check the guards, confirm, journal, change, wait, verify."""
+    plan = ctx.plan
+    ctx.journal.lock()
+    live, size = read_live(ctx)
+    notes = reconcile(ctx, live)
+    zdiff = diffmod.compute(plan, live)
+    if zdiff.in_sync:
+        return _finish_previous(ctx, live, notes, verify_after)
+    refusals = _guards(ctx, zdiff, live, size)
+    forced = _check(refusals, force, plan)
+    if not confirm(zdiff):
+        raise UsageError(f"{plan.path}: not confirmed; nothing was changed")
+    return _execute(ctx, "apply", zdiff.changes, live, verify_after=verify_after, forced=forced, notes=notes)
+
+
+def rollback(ctx: Context, *, force: bool = False, verify_after: bool = True, confirm: Confirm = lambda _d: True) -> Outcome:
+    """Put back exactly the record sets the last apply replaced, values and TTLs."""
+    plan = ctx.plan
+    ctx.journal.lock()
+    live, _ = read_live(ctx)
+    notes = reconcile(ctx, live)
+    target = ctx.journal.last(plan.zone, ("apply",), LANDED)
+    if target is None or _rolled_back(ctx.journal, plan.zone, target.id):
+        raise UsageError(f"{plan.path}: nothing to roll back: no apply of {plan.zone} is journalled in {ctx.journal.directory}")
+    snapshot = target.snapshot()
+    left = {jc.change.key: jc.change.after for jc in target.changes if jc.status == "landed"}
+    changes = diffmod.restore(snapshot, live)
+    if not changes:
+        return Outcome(plan, "rollback", "in-sync", notes=(*notes, f"the zone already holds what apply {target.id} replaced"))
+    forced = _check(guards.reverse_drift(left, live, snapshot), force, plan)
+    zdiff = diffmod.ZoneDiff(plan, live, changes)
+    if not confirm(zdiff):
+        raise UsageError(f"{plan.path}: not confirmed; nothing was changed")
+    return _execute(ctx, "rollback", changes, live, verify_after=verify_after, undoes=target.id, forced=forced, notes=notes)
+
+
+def _rolled_back(journal: Journal, zone: str, apply_id: int) -> bool:
+    return any(r.undoes == apply_id and r.status in LANDED for r in journal.runs(zone, ("rollback",)))
+
+
+def _guards(ctx: Context, zdiff: diffmod.ZoneDiff, live: Mapping[RecordKey, RecordSet], size: int | None) -> list[guards.Refusal]:
+    prepares = [r for r in ctx.journal.runs(ctx.plan.zone, ("prepare",)) if r.status in LANDED]
+    return [
+        *guards.drift(ctx.plan, live),
+        *guards.ttl_readiness(zdiff, prepares, ctx.clock()),
+        *guards.safety(zdiff, size),
+    ]
+
+
+def _check(refusals: Sequence[guards.Refusal], force: bool, plan: Plan) -> str | None:
+    """Raise ``GuardError`` listing every refusal, unless forced; return what was overridden."""
+    if not refusals:
+        return None
+    if not force:
+        lines = "\n".join(f"  {r.guard}: {r.message}" for r in refusals)
+        raise GuardError(f"{plan.path}: refused, nothing was changed:\n{lines}\n(--force overrides)")
+    return "; ".join(f"{r.guard}: {r.message}" for r in refusals)
+
+
+def _finish_previous(ctx: Context, live: Mapping[RecordKey, RecordSet], notes: list[str], verify_after: bool) -> Outcome:
+    """The zone matches the plan. If the last apply of this plan was not verified yet, verify it now."""
+    run = ctx.journal.last(ctx.plan.zone, ("apply", "rollback"), LANDED)
+    unfinished = run is not None and run.status in ("applied", "insync", "partial") and run.digest == ctx.plan.digest
+    if not (unfinished and verify_after):
+        return Outcome(ctx.plan, "apply", "in-sync", notes=(*notes, "the zone already matches the plan; nothing to do"))
+    return _verify_run(ctx, run, live, notes)
+
+
+# ---------------------------------------------------------------------- execution
+
+
+def _execute(ctx: Context, kind: str, changes: Sequence[Change], live: Mapping[RecordKey, RecordSet], *,
+             verify_after: bool, undoes: int | None = None, forced: str | None = None,
+             notes: Sequence[str] = ()) -> Outcome:
+    plan, journal = ctx.plan, ctx.journal
+    run_id = journal.begin(kind, plan.zone, str(plan.path), plan.digest, changes, undoes=undoes, forced=forced, now=ctx.clock())
+    journal.mark(run_id, "sending")
+    ctx.progress(f"{plan.zone}: sending {len(changes)} change(s) to {plan.provider.type}")
+    try:
+        receipt = ctx.provider.apply(changes)
+    except PartialApplyError as exc:
+        journal.mark_changes(run_id, exc.landed, "landed")
+        journal.mark(run_id, "partial", changed=ctx.clock(), finished=ctx.clock(), error=str(exc))
+        raise
+    except ProviderError as exc:
+        _after_failure(ctx, run_id, str(exc))
+        raise
+    except BaseException as exc:  # KeyboardInterrupt, a plugin's bug: settle what we can, then re-raise
+        _after_failure(ctx, run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    journal.mark(run_id, "applied", changed=ctx.clock(), token=receipt.token)
+    ctx.progress(f"{plan.zone}: accepted; waiting for {plan.provider.type} to report the change complete")
+    if ctx.provider.wait(receipt, timeout=plan.verify.timeout):
+        journal.mark(run_id, "insync")
+    run = journal.run(run_id)
+    if not verify_after:
+        journal.mark(run_id, run.status, finished=ctx.clock())
+        return _outcome(ctx, journal.run(run_id), (), notes, live)
+    return _verify_run(ctx, run, live, list(notes))
+
+
+def _after_failure(ctx: Context, run_id: int, error: str) -> None:
+    """After a failed send, read the zone back: an error does not prove nothing landed."""
+    try:
+        live, _ = read_live(ctx)
+    except CutoverError:
+        ctx.journal.mark(run_id, "sending", error=f"{error}; outcome unknown until the zone can be read")
+        return
+    run = ctx.journal.run(run_id)
+    _settle(ctx, run, live)
+    ctx.journal.mark(run_id, ctx.journal.run(run_id).status, error=error)
+
+
+def _verify_run(ctx: Context, run: Run, live: Mapping[RecordKey, RecordSet], notes: list[str]) -> Outcome:
+    plan, journal = ctx.plan, ctx.journal
+    names = list(plan.verify.nameservers) or ctx.provider.nameservers()
+    servers, unresolved = verify.endpoints(names)
+    wanted = verify.targets(run.landed_changes, verify.negative_ttl(live, plan.zone))
+    results = list(unresolved)
+    if servers and wanted:
+        ctx.progress(f"{plan.zone}: checking {len(servers)} authoritative server(s)")
+        results += verify.poll(wanted, servers, timeout=plan.verify.timeout, progress=ctx.progress,
+                               query_timeout=min(plan.watch.timeout, 5.0))
+    for r in results:
+        journal.add_verification(run.id, r.server, r.state, r.detail, now=ctx.clock())
+    ok = bool(results) and all(r.state == "new" for r in results)
+    if not results:
+        notes = [*notes, "no authoritative servers are known; set verify.nameservers to check them"]
+    journal.mark(run.id, "verified" if ok else "unverified", finished=ctx.clock())
+    return _outcome(ctx, journal.run(run.id), tuple(results), notes, live)
+
+
+def _outcome(ctx: Context, run: Run, servers: Sequence[verify.ServerResult], notes: Sequence[str],
+             live: Mapping[RecordKey, RecordSet]) -> Outcome:
+    changes = run.landed_changes
+    changed = run.changed
+    old = verify.targets(changes, verify.negative_ttl(live, ctx.plan.zone))
+    longest_old = max((t.old_ttl for t in old), default=0)
+    until = changed + longest_old if changed is not None else None
+    retire = max(until, changed + ctx.plan.retire.parallel_period) if changed is not None and until is not None else None
+    return Outcome(ctx.plan, run.kind, run.status, run.id, changes, changed, until, retire, tuple(servers), tuple(notes))
+
+

@@ -1,0 +1,275 @@
+"""The command line: parse, call the core, render. Nothing else lives here.
+
+Exit codes follow the contract: 0 done (or in sync), 1 changes pending / verdict not
+yet (diff, watch --once), 2 bad plan, bad arguments or a refused guard, 3 a provider
+or network failure. No command prints a traceback unless ``CUTOVER_DEBUG`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import dns.exception
+
+from cutover import __version__, apply as applymod, export as exportmod, plan as planmod, render
+from cutover.errors import CutoverError, PlanError, ProviderError, UsageError
+from cutover.journal import Journal
+from providers import registry
+
+STATE_DIR = ".cutover"
+
+
+# ---------------------------------------------------------------------- plumbing
+
+
+@dataclass
+class Output:
+    """Where things go: JSON documents or tables on stdout, progress on stderr (terminals only)."""
+
+    json: bool
+
+    @property
+    def interactive(self) -> bool:
+        return sys.stdout.isatty()
+
+    def document(self, doc: Any) -> None:
+        sys.stdout.write(json.dumps(doc, sort_keys=False) + "\n")
+        sys.stdout.flush()
+
+    def text(self, text: str) -> None:
+        if not self.json:
+            print(text, flush=True)
+
+    def progress(self, message: str) -> None:
+        if self.interactive:
+            print(f"... {message}", file=sys.stderr, flush=True)
+
+    def error(self, message: str) -> None:
+        print(f"cutover: {message}", file=sys.stderr, flush=True)
+
+
+def state_dir(args: argparse.Namespace, plan: planmod.Plan) -> Path:
+    return Path(args.state) if args.state else plan.path.parent / STATE_DIR
+
+
+def load_plans(paths: Sequence[str]) -> list[planmod.Plan]:
+    """Every plan, validated before any provider is contacted; all problems at once."""
+    plans, problems = [], []
+    for path in paths:
+        try:
+            plans.append(planmod.load(path))
+        except PlanError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UsageError("\n".join(problems)) from None
+    return plans
+
+
+@contextmanager
+def context(args: argparse.Namespace, plan: planmod.Plan, out: Output) -> Iterator[applymod.Context]:
+    journal = Journal(state_dir(args, plan))
+    provider = None
+    try:
+        provider = registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings))
+        yield applymod.Context(plan, provider, journal, progress=out.progress)
+    finally:
+        if provider is not None:
+            provider.close()
+        journal.close()
+
+
+@dataclass(frozen=True)
+class Failure:
+    plan: planmod.Plan
+    message: str
+    exit_code: int
+
+    def as_dict(self) -> dict:
+        return {"plan": str(self.plan.path), "zone": self.plan.zone, "error": self.message, "exit_code": self.exit_code}
+
+
+def per_plan(plans: Sequence[planmod.Plan], out: Output, fn: Callable[[planmod.Plan], Any]) -> tuple[list[Any], int]:
+    """Run ``fn`` for each plan; one zone failing does not stop or corrupt the others."""
+    results: list[Any] = []
+    worst = 0
+    for plan in plans:
+        try:
+            results.append(fn(plan))
+        except CutoverError as exc:
+            out.error(str(exc))
+            results.append(Failure(plan, str(exc), exc.exit_code))
+            worst = max(worst, exc.exit_code)
+    return results, worst
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def cmd_diff(args: argparse.Namespace, out: Output) -> int:
+    plans = load_plans(args.plans)
+
+    def one(plan: planmod.Plan):
+        with context(args, plan, out) as ctx:
+            return applymod.zone_diff(ctx)
+
+    results, worst = per_plan(plans, out, one)
+    if out.json:
+        out.document({"plans": [r.as_dict() for r in results]})
+    for r in results:
+        if not isinstance(r, Failure):
+            out.text(render.diff_text(r))
+    if worst:
+        return worst
+    return 1 if any(not r.in_sync for r in results) else 0
+
+
+def cmd_prepare(args: argparse.Namespace, out: Output) -> int:
+    return _change(args, out, lambda ctx: applymod.prepare(ctx))
+
+
+def cmd_apply(args: argparse.Namespace, out: Output) -> int:
+    confirm = _confirmer(args, out, "apply")
+    return _change(args, out, lambda ctx: applymod.apply(ctx, force=args.force, verify_after=not args.no_verify, confirm=confirm))
+
+
+def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
+    confirm = _confirmer(args, out, "roll back")
+    return _change(args, out, lambda ctx: applymod.rollback(ctx, force=args.force, verify_after=not args.no_verify, confirm=confirm))
+
+
+def _change(args: argparse.Namespace, out: Output, fn: Callable[[applymod.Context], applymod.Outcome]) -> int:
+    plans = load_plans(args.plans)
+
+    def one(plan: planmod.Plan) -> applymod.Outcome:
+        with context(args, plan, out) as ctx:
+            return fn(ctx)
+
+    results, worst = per_plan(plans, out, one)
+    if out.json:
+        out.document({"plans": [r.as_dict() for r in results]})
+    else:
+        for r in results:
+            out.text(f"{r.plan.zone}: FAILED - see above" if isinstance(r, Failure) else render.outcome_text(r))
+        failed = [r for r in results if isinstance(r, Failure)]
+        if len(plans) > 1:
+            out.text(f"\n{len(plans) - len(failed)} of {len(plans)} zones done"
+                     + (f"; failed: {', '.join(f.plan.zone for f in failed)}" if failed else ""))
+    return worst
+
+
+def _confirmer(args: argparse.Namespace, out: Output, verb: str) -> Callable[[Any], bool]:
+    """--yes, or a question on a terminal; without a terminal, refuse before touching anything."""
+    if args.yes:
+        return lambda _d: True
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(f"{verb} changes DNS: pass --yes when not running on a terminal")
+
+    def ask(zdiff) -> bool:
+        print(render.diff_text(zdiff), file=sys.stderr)
+        sys.stderr.write(f"{verb.capitalize()} these changes to {zdiff.plan.zone}? [y/N] ")
+        sys.stderr.flush()
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+    return ask
+
+
+def cmd_export(args: argparse.Namespace, out: Output) -> int:
+    raw = dict(_setting(s) for s in args.setting)
+    cls = registry.provider_class(args.provider)
+    try:
+        settings = {k: planmod.substitute_env(str(v), os.environ) for k, v in raw.items()}
+    except KeyError as exc:
+        raise UsageError(f"--setting: environment variable {exc.args[0]} is not set") from None
+    problems = cls.check_settings(settings)
+    if problems:
+        raise UsageError("; ".join(f"--setting {k}: {m}" for k, m in problems))
+    try:
+        zone = planmod.zone_name(args.zone)
+    except ValueError as exc:
+        raise UsageError(f"--zone: {exc}") from None
+    provider = registry.create(args.provider, zone, settings)
+    try:
+        doc = exportmod.skeleton(provider, args.provider, raw)
+    finally:
+        provider.close()
+    text = json.dumps(doc) + "\n" if out.json else exportmod.to_yaml(doc)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        out.progress(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UsageError(f"--setting {text!r}: expected KEY=VALUE (use ${{ENV}} for secrets)")
+    return key.strip(), value
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--format", choices=("text", "json"), default="text", help="json: one JSON document on stdout")
+    common.add_argument("--state", metavar="DIR", help="state directory (default: .cutover/ beside the plan)")
+
+    parser = argparse.ArgumentParser(prog="cutover", description="Move a domain's web and mail service to a new server through DNS, safely.")
+    parser.add_argument("--version", action="version", version=f"cutover {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable, help_: str, plans: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        if plans:
+            p.add_argument("plans", nargs="+", metavar="PLAN", help="plan file(s), one zone each")
+        p.set_defaults(handler=handler)
+        return p
+
+    command("diff", cmd_diff, "dry run: what apply would change (exit 0 in sync, 1 changes pending)")
+    command("prepare", cmd_prepare, "lower the managed record sets' TTL to prepare.ttl ahead of the window")
+    for name, handler, help_ in (
+        ("apply", cmd_apply, "check the guards, change the records, wait, verify at every nameserver"),
+        ("rollback", cmd_rollback, "put back exactly the record sets the last apply replaced"),
+    ):
+        p = command(name, handler, help_)
+        p.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
+        p.add_argument("--force", action="store_true", help="override the drift, TTL and safety guards")
+        p.add_argument("--no-verify", action="store_true", help="do not poll the authoritative servers afterwards")
+    p = command("export", cmd_export, "write a plan skeleton from the live zone", plans=False)
+    p.add_argument("--provider", required=True, help="provider type, e.g. route53")
+    p.add_argument("--zone", required=True, help="the zone, e.g. example.com")
+    p.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE", help="provider setting (repeatable; ${ENV} allowed)")
+    p.add_argument("-o", "--output", help="write the plan here instead of stdout")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Output(json=args.format == "json")
+    try:
+        return int(args.handler(args, out))
+    except CutoverError as exc:
+        out.error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        out.error("interrupted; the journal records how far the run got (see `cutover status`)")
+        return 130
+    except (OSError, dns.exception.DNSException) as exc:
+        out.error(f"network or system failure: {type(exc).__name__}: {exc}")
+        return ProviderError.exit_code
+    except Exception as exc:  # a bug: say so in one line, keep the traceback for those who ask
+        if os.environ.get("CUTOVER_DEBUG"):
+            traceback.print_exc()
+        out.error(f"unexpected error: {type(exc).__name__}: {exc} (CUTOVER_DEBUG=1 shows the traceback)")
+        return ProviderError.exit_code

@@ -1,0 +1,117 @@
+"""The checks before a change. Each returns refusals; the caller decides about ``--force``.
+
+They answer the operator's two fears: changing a record someone else changed meanwhile
+(drift), and cutting over while caches can still hold a long-lived old answer (TTL
+readiness); plus a blunt safety net against a plan that would rewrite most of a zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from cutover.diff import ZoneDiff
+from cutover.journal import Run
+from cutover.plan import Plan
+from cutover.records import Change, RecordKey, RecordSet
+from cutover.times import iso, span
+
+
+@dataclass(frozen=True)
+class Refusal:
+    guard: str  # drift | ttl | safety
+    message: str
+
+
+def drift(plan: Plan, live: Mapping[RecordKey, RecordSet]) -> list[Refusal]:
+    """A record whose live values are neither the plan's ``from`` nor already its ``to``."""
+    out = []
+    for record in plan.records:
+        if record.from_ is None:
+            continue
+        current = live.get(record.key)
+        values = current.values if current else ()
+        if values in (record.from_, record.to):
+            continue
+        out.append(Refusal("drift", (
+            f"{record.name} {record.type} changed since the plan was written: live "
+            f"{_show(values)}, plan says from {_show(record.from_)} (records[{record.index}].from)"
+        )))
+    return out
+
+
+def reverse_drift(expected: Mapping[RecordKey, RecordSet | None], live: Mapping[RecordKey, RecordSet],
+                  target: Mapping[RecordKey, RecordSet | None]) -> list[Refusal]:
+    """For rollback: a record set that is neither what the apply left nor what rollback restores."""
+    out = []
+    for key, after in sorted(expected.items()):
+        current = live.get(key)
+        if current == after or current == target.get(key):
+            continue
+        out.append(Refusal("drift", (
+            f"{key[0]} {key[1]} changed since the apply: live {_show(current.values if current else ())}, "
+            f"the apply left {_show(after.values if after else ())}"
+        )))
+    return out
+
+
+def ttl_readiness(diff: ZoneDiff, prepares: Sequence[Run], now: float) -> list[Refusal]:
+    """Refuse while caches may still hold an answer with the TTL from before ``prepare``.
+
+    After ``prepare`` lowered a TTL at time P from T, a cache may hold the old answer
+    with TTL T until P + T; changing the values before then makes the cutover last up
+    to T instead of the short TTL. Without a prepare, a long live TTL is the problem.
+    """
+    plan = diff.plan
+    long_ttl = plan.default_ttl
+    lowered = _lowered(prepares)
+    out = []
+    for change in diff.changes:
+        if change.before is None or change.ttl_only:
+            continue
+        key = change.key
+        if key in lowered:
+            when, old_ttl = lowered[key]
+            until = when + old_ttl
+            if until > now and change.before.ttl < old_ttl:
+                out.append(Refusal("ttl", (
+                    f"{change.name} {change.type}: prepare lowered the TTL from {old_ttl}s at {iso(when)}; "
+                    f"caches may hold the old TTL until {iso(until)} ({span(until - now)})"
+                )))
+        elif change.before.ttl > long_ttl:
+            until = now + change.before.ttl
+            out.append(Refusal("ttl", (
+                f"{change.name} {change.type}: live TTL is {change.before.ttl}s and no prepare was run; "
+                f"after the change caches may hold the old answer until {iso(until)} ({span(until - now)}). "
+                f"Run `cutover prepare` and wait, or use --force"
+            )))
+    return out
+
+
+def _lowered(prepares: Sequence[Run]) -> dict[RecordKey, tuple[float, int]]:
+    """Per record set, the latest prepare that lowered it: (when, TTL before)."""
+    out: dict[RecordKey, tuple[float, int]] = {}
+    for run in prepares:
+        for c in run.changes:
+            if c.status == "landed" and c.change.before is not None and run.changed is not None:
+                out[c.change.key] = (run.changed, c.change.before.ttl)
+    return out
+
+
+def safety(diff: ZoneDiff, zone_size: int | None) -> list[Refusal]:
+    """Refuse a diff that creates, replaces or deletes more than the allowed share of the zone."""
+    touched = [c for c in diff.changes if not c.ttl_only]
+    if zone_size is None or not touched:
+        return []
+    share = len(touched) / max(zone_size, 1)
+    limit = diff.plan.max_change_share
+    if share <= limit:
+        return []
+    return [Refusal("safety", (
+        f"the plan would create, replace or delete {len(touched)} of the zone's {zone_size} record sets "
+        f"({share:.0%}), more than safety.max_change_share ({limit:.0%})"
+    ))]
+
+
+def _show(values: Sequence[str]) -> str:
+    return "[" + ", ".join(values) + "]" if values else "(nothing)"

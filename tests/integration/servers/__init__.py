@@ -1,0 +1,49 @@
+"""Real servers for the integration tests, each started on loopback and stopped after.
+
+Each module here (``bind``, ``unbound``, ``pdns``, ``moto``, ...) offers fixtures that a
+test module imports by name. Servers are Debian packages started as plain processes
+with a private config in a temporary folder: no root services, no fixed ports.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+
+import pytest
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A loopback port free for both UDP and TCP right now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free loopback port")
+
+
+def wait_for_tcp(port: int, timeout: float = 20.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+def need_binary(name: str, package: str) -> str:
+    """The path of a server binary; the test fails (not skips) when the package is missing,
+    because CI installs it and a silent skip would hide a broken set-up."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin")
+    if not path:
+        pytest.fail(f"{name} not found: install the Debian package {package} (see .ci/run)")
+    return path

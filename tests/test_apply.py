@@ -1,0 +1,205 @@
+"""The maintenance window's core: guards, journal states, crash recovery, rollback.
+
+These drive ``cutover.apply`` with an in-process provider to reach failure points
+exactly; the same flows run against real servers in tests/integration.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cutover import apply as applymod, plan as planmod
+from cutover.errors import GuardError, ProviderError, UsageError
+from cutover.journal import Journal
+from cutover.records import RecordSet
+from tests.fakes import MemoryProvider
+
+PLAN = """
+zone: example.com
+provider: {type: rfc2136, server: 127.0.0.1}
+records:
+  - {name: www, type: A, ttl: 300, from: [198.51.100.10], to: [203.0.113.10]}
+  - {name: "@", type: MX, ttl: 300, from: ["10 mail.old-host.net."], to: ["10 mail.example.com."]}
+prepare: {ttl: 300}
+retire: {parallel_period: 1h}
+safety: {max_change_share: 100%}
+"""
+
+ZONE = [
+    RecordSet.build("example.com.", "SOA", 3600, ["ns1.example.com. host.example.com. 1 7200 900 1209600 600"]),
+    RecordSet.build("example.com.", "NS", 3600, ["ns1.example.com."]),
+    RecordSet.build("www.example.com.", "A", 3600, ["198.51.100.10"]),
+    RecordSet.build("example.com.", "MX", 3600, ["10 mail.old-host.net."]),
+]
+
+
+class Clock:
+    def __init__(self, t: float = 1_800_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def env(write_plan, tmp_path):
+    plan = planmod.load(write_plan(PLAN))
+    provider = MemoryProvider(plan.zone, ZONE)
+    journal = Journal(tmp_path / "state")
+    clock = Clock()
+    ctx = applymod.Context(plan, provider, journal, clock=clock)
+    yield ctx, provider, journal, clock
+    journal.close()
+
+
+def values(provider, name, rtype):
+    rs = provider.zone_data.get((name, rtype))
+    return rs.values if rs else ()
+
+
+def test_long_ttl_without_prepare_is_refused(env):
+    ctx, provider, _, _ = env
+    with pytest.raises(GuardError) as info:
+        applymod.apply(ctx, verify_after=False)
+    assert "live TTL is 3600s and no prepare was run" in str(info.value)
+    assert provider.applied == []
+
+
+def test_prepare_then_wait_then_apply(env):
+    ctx, provider, journal, clock = env
+    prep = applymod.prepare(ctx)
+    assert prep.status in ("insync", "applied") and len(prep.changes) == 2
+    assert all(rs.ttl == 300 for key, rs in provider.zone_data.items() if key[0] != "example.com." or key[1] == "MX")
+    clock.t += 600  # the old 3600 s TTL may still be in caches
+    with pytest.raises(GuardError, match="caches may hold the old TTL until"):
+        applymod.apply(ctx, verify_after=False)
+    clock.t += 3000
+    out = applymod.apply(ctx, verify_after=False)
+    assert values(provider, "www.example.com.", "A") == ("203.0.113.10",)
+    assert out.changed == clock.t
+    assert out.old_answers_until == clock.t + 300
+    assert out.earliest_retire == clock.t + 3600
+    run = journal.run(out.run_id)
+    assert run.kind == "apply" and all(c.status == "landed" for c in run.changes)
+    assert run.snapshot()[("www.example.com.", "A")].values == ("198.51.100.10",)
+
+
+def test_drift_is_refused_and_force_overrides(env):
+    ctx, provider, journal, _ = env
+    provider.zone_data[("www.example.com.", "A")] = RecordSet.build("www.example.com.", "A", 300, ["192.0.2.99"])
+    provider.zone_data[("example.com.", "MX")] = RecordSet.build("example.com.", "MX", 300, ["10 mail.old-host.net."])
+    with pytest.raises(GuardError, match=r"www.example.com. A changed since the plan was written: live \[192.0.2.99\]"):
+        applymod.apply(ctx, verify_after=False)
+    out = applymod.apply(ctx, verify_after=False, force=True)
+    assert values(provider, "www.example.com.", "A") == ("203.0.113.10",)
+    assert "drift" in journal.run(out.run_id).forced
+
+
+def test_safety_threshold(env, write_plan):
+    ctx, provider, journal, clock = env
+    strict = planmod.load(write_plan(PLAN.replace("100%", "25%"), "strict.yaml"))
+    ctx.plan = strict
+    applymod.prepare(ctx)
+    clock.t += 4000
+    with pytest.raises(GuardError, match=r"2 of the zone's 4 record sets \(50%\), more than safety.max_change_share \(25%\)"):
+        applymod.apply(ctx, verify_after=False)
+
+
+def test_not_confirmed_changes_nothing(env):
+    ctx, provider, _, clock = env
+    applymod.prepare(ctx)
+    clock.t += 4000
+    with pytest.raises(UsageError, match="not confirmed"):
+        applymod.apply(ctx, verify_after=False, confirm=lambda _d: False)
+    assert values(provider, "www.example.com.", "A") == ("198.51.100.10",)
+
+
+def test_provider_failure_is_journalled_as_failed(env):
+    ctx, provider, journal, clock = env
+    applymod.prepare(ctx)
+    clock.t += 4000
+
+    def boom(stage):
+        if stage == "before":
+            raise ProviderError("backend said no")
+
+    provider.fail = boom
+    with pytest.raises(ProviderError):
+        applymod.apply(ctx, verify_after=False)
+    run = journal.runs(ctx.plan.zone, ("apply",))[-1]
+    assert run.status == "failed" and "backend said no" in run.error
+    assert all(c.status == "failed" for c in run.changes)
+
+
+def test_error_after_landing_is_settled_by_reading_back(env):
+    ctx, provider, journal, clock = env
+    applymod.prepare(ctx)
+    clock.t += 4000
+
+    def lost_reply(stage):
+        if stage == "after":
+            raise ProviderError("connection reset while waiting for the reply")
+
+    provider.fail = lost_reply
+    with pytest.raises(ProviderError):
+        applymod.apply(ctx, verify_after=False)
+    run = journal.runs(ctx.plan.zone, ("apply",))[-1]
+    assert run.status == "applied" and all(c.status == "landed" for c in run.changes)
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_kill_while_sending_is_reconciled_on_the_next_run(env, landed):
+    """The journal says "sending" and the process is gone: the next run reads the zone."""
+    ctx, provider, journal, clock = env
+    applymod.prepare(ctx)
+    clock.t += 4000
+    zdiff = applymod.zone_diff(ctx)
+    run_id = journal.begin("apply", ctx.plan.zone, str(ctx.plan.path), ctx.plan.digest, zdiff.changes)
+    journal.mark(run_id, "sending")
+    if landed:
+        provider.apply(zdiff.changes)  # ...and the process was killed before it could journal that
+    out = applymod.apply(ctx, verify_after=False)
+    crashed = journal.run(run_id)
+    if landed:
+        assert crashed.status == "applied" and out.status == "in-sync"
+        assert any("all 2 changes are live" in n for n in out.notes)
+    else:
+        assert crashed.status == "failed" and out.status in ("insync", "applied")
+        assert values(provider, "www.example.com.", "A") == ("203.0.113.10",)
+    assert all(c.status == ("landed" if landed else "failed") for c in crashed.changes)
+
+
+def test_rollback_restores_snapshot_and_refuses_twice(env):
+    ctx, provider, journal, clock = env
+    applymod.prepare(ctx)
+    clock.t += 4000
+    applymod.apply(ctx, verify_after=False)
+    out = applymod.rollback(ctx, verify_after=False)
+    assert out.kind == "rollback"
+    assert provider.zone_data[("www.example.com.", "A")] == RecordSet.build("www.example.com.", "A", 300, ["198.51.100.10"])
+    assert values(provider, "example.com.", "MX") == ("10 mail.old-host.net.",)
+    with pytest.raises(UsageError, match="nothing to roll back"):
+        applymod.rollback(ctx, verify_after=False)
+
+
+def test_rollback_refuses_drift_since_apply(env):
+    ctx, provider, _, clock = env
+    applymod.prepare(ctx)
+    clock.t += 4000
+    applymod.apply(ctx, verify_after=False)
+    provider.zone_data[("www.example.com.", "A")] = RecordSet.build("www.example.com.", "A", 300, ["192.0.2.77"])
+    with pytest.raises(GuardError, match="changed since the apply"):
+        applymod.rollback(ctx, verify_after=False)
+
+
+def test_second_run_on_locked_state_is_refused(env, tmp_path):
+    ctx, *_ = env
+    ctx.journal.lock()
+    other = Journal(tmp_path / "state")
+    try:
+        from cutover.errors import StateError
+
+        with pytest.raises(StateError, match="is locked by pid"):
+            other.lock()
+    finally:
+        other.close()
