@@ -284,7 +284,9 @@ def _outcome(ctx: Context, run: Run, servers: Sequence[verify.ServerResult], not
     old = verify.targets(changes, verify.negative_ttl(live, ctx.plan.zone))
     longest_old = max((t.old_ttl for t in old), default=0)
     until = changed + longest_old if changed is not None else None
-    retire = max(until, changed + ctx.plan.retire.parallel_period) if changed is not None and until is not None else None
+    retire = None
+    if run.kind != "prepare" and changed is not None and until is not None:
+        retire = max(until, changed + ctx.plan.retire.parallel_period)
     return Outcome(ctx.plan, run.kind, run.status, run.id, changes, changed, until, retire, tuple(servers), tuple(notes))
 
 

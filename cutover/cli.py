@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,9 +20,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import dns.exception
 
-from cutover import __version__, apply as applymod, export as exportmod, plan as planmod, render
+from cutover import __version__, apply as applymod, export as exportmod, monitor, plan as planmod, render
 from cutover.errors import CutoverError, PlanError, ProviderError, UsageError
 from cutover.journal import Journal
+from cutover.liveview import LiveView
 from providers import registry
 
 STATE_DIR = ".cutover"
@@ -181,6 +183,69 @@ def _confirmer(args: argparse.Namespace, out: Output, verb: str) -> Callable[[An
     return ask
 
 
+def cmd_watch(args: argparse.Namespace, out: Output) -> int:
+    plans = load_plans(args.plans)
+    watches: list[tuple[monitor.Setup, Journal]] = []
+
+    def one(plan: planmod.Plan) -> None:
+        with context(args, plan, out) as ctx:
+            live, _ = applymod.read_live(ctx)
+            nameservers = [] if plan.verify.nameservers else ctx.provider.nameservers()
+            setup = monitor.setup(plan, ctx.journal, live, nameservers, args.resolvers)
+        watches.append((setup, Journal(state_dir(args, plan))))
+
+    _, worst = per_plan(plans, out, one)
+    if worst:
+        return worst
+    return watch_loop(watches, out, once=args.once, grid=args.grid)
+
+
+def watch_loop(watches: list[tuple[monitor.Setup, Journal]], out: Output, *, once: bool, grid: bool = False) -> int:
+    """Show every round; exit 0 when the verdict is reached, 1 when ``--once`` ends before it."""
+    view = LiveView(sys.stdout, grid=grid)
+    last: dict[str, bool] = {}
+    try:
+        for doc in monitor.rounds(watches, once=once):
+            last[doc["zone"]] = doc["verdict"]["retire"]
+            out.document(doc) if out.json else view.update(doc)
+    finally:
+        view.close()
+        for _, journal in watches:
+            journal.close()
+    return 0 if all(last.values()) else 1
+
+
+def cmd_status(args: argparse.Namespace, out: Output) -> int:
+    plans = load_plans(args.plans)
+
+    def one(plan: planmod.Plan) -> dict:
+        journal = Journal(state_dir(args, plan))
+        try:
+            return monitor.status(plan, journal)
+        finally:
+            journal.close()
+
+    results, worst = per_plan(plans, out, one)
+    docs = [r.as_dict() if isinstance(r, Failure) else r for r in results]
+    if out.json:
+        out.document({"plans": docs})
+    else:
+        for doc in docs:
+            if "runs" in doc:
+                out.text(render.status_text(doc))
+    return worst
+
+
+def cmd_demo(args: argparse.Namespace, out: Output) -> int:
+    from cutover import demo
+
+    view = LiveView(sys.stdout, grid=args.grid)
+    on_round = out.document if out.json else view.update
+    result = demo.run(Path(args.dir) if args.dir else None, fast=args.fast, show=out.text, on_round=on_round)
+    view.close()
+    return 0 if result["last_round"]["verdict"]["retire"] else 1
+
+
 def cmd_export(args: argparse.Namespace, out: Output) -> int:
     raw = dict(_setting(s) for s in args.setting)
     cls = registry.provider_class(args.provider)
@@ -245,6 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
         p.add_argument("--force", action="store_true", help="override the drift, TTL and safety guards")
         p.add_argument("--no-verify", action="store_true", help="do not poll the authoritative servers afterwards")
+    p = command("watch", cmd_watch, "query resolvers in rounds until the retire verdict is reached")
+    p.add_argument("--once", action="store_true", help="one round; exit 0 if the verdict is reached, else 1")
+    p.add_argument("--resolvers", metavar="SPEC", help="public[:unfiltered|country=XX|operator=NAME], a file, or ip[:port],...")
+    p.add_argument("--grid", action="store_true", help="show every resolver's answer on a terminal")
+    command("status", cmd_status, "what was applied when, the last watch round, and the retire verdict")
+    p = command("demo", cmd_demo, "a whole cutover against a DNS sandbox on loopback (about a minute)", plans=False)
+    p.add_argument("--fast", action="store_true", help="seconds instead of a minute (for tests)")
+    p.add_argument("--dir", help="keep the demo's plan, zone and journal here (default: a temporary folder)")
+    p.add_argument("--grid", action="store_true", help="show every resolver's answer on a terminal")
     p = command("export", cmd_export, "write a plan skeleton from the live zone", plans=False)
     p.add_argument("--provider", required=True, help="provider type, e.g. route53")
     p.add_argument("--zone", required=True, help="the zone, e.g. example.com")

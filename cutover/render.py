@@ -58,3 +58,33 @@ def outcome_text(o: Outcome) -> str:
                      f"(parallel period {span(o.plan.retire.parallel_period).removeprefix('in ')})")
     lines += [f"  note: {n}" for n in o.notes]
     return "\n".join(lines)
+
+
+def status_text(doc: dict) -> str:
+    """``cutover status`` for people: the runs, the last round, the verdict and its reasons."""
+    lines = [f"{doc['zone']} ({doc['plan']})"]
+    if not doc["runs"]:
+        lines.append("  nothing prepared or applied yet")
+    for run in doc["runs"]:
+        landed = sum(1 for c in run["changes"] if c["status"] == "landed")
+        when_ = run["changed"] or run["started"]
+        lines.append(f"  {run['kind']:<8} run {run['id']:<3} {run['status']:<10} {when_}  "
+                     f"{landed}/{len(run['changes'])} changes landed" + (f"  ({run['error']})" if run["error"] else ""))
+        for v in run.get("verifications", []):
+            lines.append(f"      nameserver {v['server']}: {v['state']} ({v['detail']})")
+    last = doc.get("last_round")
+    if last:
+        lines.append(f"  watch: {doc['rounds']} rounds, last {last['time']}")
+        for rec in last["records"]:
+            c = rec["counts"]
+            lines.append(f"      {rec['name']} {rec['type']}: new {c['new']} old {c['old']} other {c['other']} "
+                         f"error {c['error']} ({rec['share']:.0%} new)")
+    verdict = doc.get("verdict")
+    if verdict:
+        head = "yes" if verdict["retire"] else f"not yet (earliest {verdict['earliest'] or 'unknown'})"
+        lines.append(f"  retire the old server: {head}")
+        for cond in verdict.get("conditions", []):
+            lines.append(f"      [{'x' if cond['met'] else ' '}] {cond['name']}: {cond['reason']}")
+    elif doc["runs"]:
+        lines.append("  retire the old server: unknown until `cutover watch` has run a round")
+    return "\n".join(lines)

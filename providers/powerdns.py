@@ -1,0 +1,164 @@
+"""PowerDNS Authoritative, through its HTTP API (``/api/v1``, PowerDNS 4.7 and later).
+
+PowerDNS applies one PATCH of a zone's rrsets in one backend transaction: if any
+rrset is refused (HTTP 422) nothing changes. That gives cutover atomic applies. What
+PowerDNS does not have is a precondition: REPLACE and DELETE overwrite whatever is
+there. So ``apply`` reads the zone first and refuses to send anything when a record
+set no longer matches the ``before`` the plan was made against.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Collection, Mapping, Sequence
+from urllib.parse import urlparse
+
+from cutover.errors import ProviderError
+from cutover.records import Change, RecordKey, RecordSet, in_zone, index, shorten
+from providers.base import ApplyReceipt, Provider
+from providers.http import ApiClient, ApiError, RetryPolicy
+
+#: Types PowerDNS manages itself or that describe DNSSEC state, not data a plan moves.
+_SERVER_OWNED = frozenset({"SOA"})
+
+
+def zone_id(zone: str) -> str:
+    """The API's id for a zone: its absolute name with unsafe characters as ``=XX``.
+
+    PowerDNS escapes everything but letters, digits, ``.``, ``-`` and ``_`` this
+    way so that a zone such as ``0/25.2.0.192.in-addr.arpa.`` fits in a URL path."""
+    name = zone if zone.endswith(".") else zone + "."
+    return "".join(c if c.isalnum() or c in ".-_" else f"={ord(c):02X}" for c in name)
+
+
+class PowerDNSProvider(Provider):
+    """Reads and changes one zone on a PowerDNS server's HTTP API."""
+
+    settings_keys = ("url", "api_key", "server_id")
+    required_settings = ("url", "api_key")
+    secret_settings = ("api_key",)
+
+    def __init__(self, zone: str, settings: Mapping[str, Any]) -> None:
+        super().__init__(zone, settings)
+        url = str(self.settings["url"]).rstrip("/")
+        server_id = str(self.settings.get("server_id") or "localhost")
+        api_key = str(self.settings["api_key"])
+        self.client = ApiClient(
+            "PowerDNS",
+            url,
+            headers={"X-API-Key": api_key},
+            secrets=(api_key,),
+            policy=RetryPolicy(),
+        )
+        self.server_id = server_id
+        self._zone_path = f"/api/v1/servers/{server_id}/zones/{zone_id(zone)}"
+
+    def __repr__(self) -> str:
+        return f"PowerDNSProvider({self.zone!r}, url={self.client.base_url!r})"
+
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+        problems = []
+        url = settings.get("url")
+        if url is not None:
+            parsed = urlparse(str(url))
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                problems.append(("url", f"{shorten(str(url))!r} is not an http(s) URL (expected e.g. http://127.0.0.1:8081)"))
+        if "api_key" in settings and not str(settings["api_key"] or "").strip():
+            problems.append(("api_key", "is empty"))
+        return problems
+
+    # -- reading ----------------------------------------------------------------
+
+    def records(self, wanted: Collection[RecordKey] = ()) -> list[RecordSet]:
+        return self._read(set(wanted))
+
+    def nameservers(self) -> list[str]:
+        # The zone's NS rrset is the truth; the API's "nameservers" field only exists on creation.
+        apex_ns = index(self._read(set())).get((self.zone, "NS"))
+        return [v for v in apex_ns.values] if apex_ns else []
+
+    def _zone(self) -> dict:
+        try:
+            data = self.client.get(self._zone_path)
+        except ApiError as exc:
+            if exc.status in (404, 422):
+                raise self._error(
+                    f"PowerDNS: zone {self.zone} does not exist on {self.client.base_url} "
+                    f"(server_id {self.server_id!r}): create it first or check the plan's zone"
+                ) from None
+            raise
+        if not isinstance(data, dict) or not isinstance(data.get("rrsets"), list):
+            raise self._error(f"PowerDNS: unexpected answer for zone {self.zone} (no rrsets)")
+        return data
+
+    def _read(self, wanted: set[RecordKey]) -> list[RecordSet]:
+        result = []
+        for rrset in self._zone()["rrsets"]:
+            contents = [r["content"] for r in rrset.get("records", ()) if not r.get("disabled")]
+            if not contents:
+                continue  # only disabled records: DNS does not serve this set
+            try:
+                rs = RecordSet.build(rrset["name"], rrset["type"], rrset["ttl"], contents)
+            except ValueError as exc:
+                key = (str(rrset.get("name", "")).lower(), str(rrset.get("type", "")).upper())
+                if key in wanted:
+                    raise self._error(f"PowerDNS: cannot read {key[0]} {key[1]}: {exc}") from None
+                continue  # a PowerDNS-only type (LUA, ALIAS...) that no plan manages
+            result.append(rs)
+        return result
+
+    # -- writing ----------------------------------------------------------------
+
+    def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
+        if not changes:
+            return ApplyReceipt(detail="nothing to change")
+        for ch in changes:
+            if not in_zone(ch.name, self.zone):
+                raise self._error(f"PowerDNS: {ch.name} is not in zone {self.zone}")
+            if ch.type in _SERVER_OWNED:
+                raise self._error(f"PowerDNS: the {ch.type} record is managed by PowerDNS itself")
+        # PowerDNS has no precondition, so we check ``before`` ourselves. Between this
+        # read and the PATCH below another writer could still change a set (a window
+        # of one round trip); the journal's pre-change snapshot and the verification
+        # by DNS after apply are what catch that rare case.
+        self._check_before(changes)
+        rrsets = [self._rrset(ch) for ch in changes]
+        try:
+            self.client.request("PATCH", self._zone_path, json={"rrsets": rrsets})
+        except ApiError as exc:
+            if exc.status == 422:
+                raise self._error(f"{exc} (PowerDNS rejected the whole change; nothing was applied)") from None
+            raise
+        return ApplyReceipt(atomic=True, detail=f"{len(rrsets)} rrset(s) in one PATCH")
+
+    def _check_before(self, changes: Sequence[Change]) -> None:
+        live = index(self._read({ch.key for ch in changes}))
+        drifted = []
+        for ch in changes:
+            now = live.get(ch.key)
+            if now != ch.before:
+                seen = f"ttl {now.ttl} {list(now.values)}" if now else "absent"
+                drifted.append(f"{ch.name} {ch.type} is now {seen}")
+        if drifted:
+            raise self._error(
+                "PowerDNS: the zone changed since it was read, nothing was sent: " + "; ".join(drifted)
+            )
+
+    @staticmethod
+    def _rrset(ch: Change) -> dict:
+        if ch.after is None or not ch.after.values:
+            return {"name": ch.name, "type": ch.type, "changetype": "DELETE"}
+        return {
+            "name": ch.name,
+            "type": ch.type,
+            "ttl": ch.after.ttl,
+            "changetype": "REPLACE",
+            "records": [{"content": v, "disabled": False} for v in ch.after.values],
+        }
+
+    def _error(self, message: str) -> ProviderError:
+        """A ProviderError whose text cannot carry a secret, whatever went into it."""
+        return ProviderError(self.client.scrub(message))
+
+    def close(self) -> None:
+        self.client.close()

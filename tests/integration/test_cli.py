@@ -1,0 +1,172 @@
+"""The commands end to end, as an operator runs them: the ``cutover`` process against
+the embedded sandbox's real UDP/TCP servers on loopback, checking exit codes, JSON
+documents and what lands in the zone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cutover.records import RecordSet
+from cutover.sandbox import ResolverSpec, Sandbox
+
+ZONE = "shop.example."
+OLD, NEW = "198.51.100.10", "203.0.113.10"
+
+
+def run(*args: str, cwd: Path, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cutover", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=120, input=stdin,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    records = [
+        RecordSet.build(ZONE, "A", 2, [OLD]),
+        RecordSet.build(f"www.{ZONE}", "A", 2, [OLD]),
+        RecordSet.build(ZONE, "MX", 2, [f"10 mail.{ZONE}"]),
+        RecordSet.build(f"mail.{ZONE}", "A", 2, [OLD]),
+        RecordSet.build(ZONE, "TXT", 2, ['"v=spf1 mx -all"']),
+    ]
+    specs = [ResolverSpec("r1"), ResolverSpec("r2"), ResolverSpec("r3", ttl_floor=600), ResolverSpec("dead", fail="drop")]
+    with Sandbox(tmp_path / "zone", ZONE, records, resolvers=specs) as sb:
+        yield sb
+
+
+def write_plan(tmp_path: Path, sandbox: Sandbox, **overrides) -> Path:
+    resolvers = [f"{r.address}:{r.port}" for r in sandbox.resolvers]
+    doc = {
+        "version": 1,
+        "zone": ZONE,
+        "provider": {"type": "sandbox", **sandbox.provider_settings()},
+        "records": [
+            {"name": "www", "type": "A", "ttl": 1, "from": [OLD], "to": [NEW]},
+            {"name": "mail", "type": "A", "ttl": 1, "from": [OLD], "to": [NEW]},
+        ],
+        "prepare": {"ttl": 1},
+        "verify": {"nameservers": [sandbox.provider_settings()["server"]], "timeout": "10s"},
+        "watch": {"resolvers": resolvers, "interval": "0.5s", "timeout": "0.5s"},
+        "retire": {"threshold": "60%", "parallel_period": "3s"},
+    }
+    doc.update(overrides)
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def live(sandbox: Sandbox, name: str) -> tuple[str, ...]:
+    found = {r.key: r for r in sandbox.store.records(ZONE)}
+    rs = found.get((f"{name}.{ZONE}" if name != "@" else ZONE, "A"))
+    return rs.values if rs else ()
+
+
+def test_full_cutover_through_the_cli(tmp_path, sandbox):
+    plan = write_plan(tmp_path, sandbox)
+
+    diff = run("diff", str(plan), "--format", "json", cwd=tmp_path)
+    assert diff.returncode == 1, diff.stderr
+    doc = json.loads(diff.stdout)
+    changes = doc["plans"][0]["changes"]
+    assert {(c["name"], c["action"]) for c in changes} == {(f"www.{ZONE}", "update"), (f"mail.{ZONE}", "update")}
+    assert changes[0]["before"] == {"ttl": 2, "values": [OLD]} and changes[0]["after"] == {"ttl": 1, "values": [NEW]}
+
+    early = run("apply", str(plan), "--yes", cwd=tmp_path)
+    assert early.returncode == 2 and "live TTL is 2s and no prepare was run" in early.stderr
+
+    prep = run("prepare", str(plan), "--format", "json", cwd=tmp_path)
+    assert prep.returncode == 0, prep.stderr
+    assert json.loads(prep.stdout)["plans"][0]["kind"] == "prepare"
+    refused = run("apply", str(plan), "--yes", cwd=tmp_path)
+    assert refused.returncode == 2 and "caches may hold the old TTL until" in refused.stderr
+    assert live(sandbox, "www") == (OLD,)
+    time.sleep(2.2)
+
+    applied = run("apply", str(plan), "--yes", "--format", "json", cwd=tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    out = json.loads(applied.stdout)["plans"][0]
+    assert out["status"] == "verified" and out["nameservers"][0]["state"] == "new"
+    assert live(sandbox, "www") == (NEW,) and live(sandbox, "mail") == (NEW,)
+    assert run("diff", str(plan), cwd=tmp_path).returncode == 0
+
+    once = run("watch", str(plan), "--once", "--format", "json", cwd=tmp_path)
+    assert once.returncode == 1, once.stderr  # the parallel period cannot have passed yet
+    rnd = json.loads(once.stdout.splitlines()[0])
+    assert rnd["round"] == 1 and {r["name"] for r in rnd["records"]} == {f"www.{ZONE}", f"mail.{ZONE}"}
+    assert "parallel_period" in rnd["verdict"]["missing"]
+    assert any(a["state"] == "timeout" for r in rnd["records"] for a in r["answers"])
+
+    time.sleep(3)
+    done = run("watch", str(plan), "--format", "json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    last = json.loads(done.stdout.splitlines()[-1])
+    assert last["verdict"]["retire"] is True and last["verdict"]["missing"] == []
+
+    status = run("status", str(plan), "--format", "json", cwd=tmp_path)
+    assert status.returncode == 0
+    st = json.loads(status.stdout)["plans"][0]
+    assert [r["kind"] for r in st["runs"]] == ["prepare", "apply"]
+    assert st["verdict"]["retire"] is True and st["last_round"]["round"] >= 2
+
+    back = run("rollback", str(plan), "--yes", cwd=tmp_path)
+    assert back.returncode == 0, back.stderr
+    assert live(sandbox, "www") == (OLD,)
+
+
+def test_apply_without_terminal_needs_yes(tmp_path, sandbox):
+    plan = write_plan(tmp_path, sandbox)
+    result = run("apply", str(plan), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "pass --yes when not running on a terminal" in result.stderr
+    assert live(sandbox, "www") == (OLD,)
+
+
+def test_bad_plan_exit_2_no_traceback(tmp_path, sandbox):
+    plan = write_plan(tmp_path, sandbox, records=[{"name": "www", "type": "A", "to": ["300.1.1.1"]}])
+    for command in ("diff", "apply", "prepare", "watch", "status", "rollback"):
+        result = run(command, str(plan), "--yes" if command in ("apply", "rollback") else "--format=text", cwd=tmp_path)
+        assert result.returncode == 2, command
+        assert f"{plan}: records[0].to[0]: '300.1.1.1' is not a valid IPv4 address" in result.stderr
+        assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_provider_down_exit_3(tmp_path, sandbox):
+    plan = write_plan(tmp_path, sandbox, provider={"type": "sandbox", "path": str(tmp_path / "nowhere")})
+    result = run("diff", str(plan), cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_export_round_trips_to_an_in_sync_plan(tmp_path, sandbox):
+    settings = sandbox.provider_settings()
+    result = run("export", "--provider", "sandbox", "--zone", ZONE, "--setting", f"path={settings['path']}",
+                 "--setting", f"server={settings['server']}", "-o", str(tmp_path / "exported.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    exported = yaml.safe_load((tmp_path / "exported.yaml").read_text())
+    names = {(r["name"], r["type"]) for r in exported["records"]}
+    assert ("www", "A") in names and ("@", "MX") in names and ("@", "SOA") not in names
+    diff = run("diff", str(tmp_path / "exported.yaml"), cwd=tmp_path)
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+
+
+def test_several_plans_one_failing_zone(tmp_path, sandbox):
+    good = write_plan(tmp_path, sandbox)
+    bad_doc = yaml.safe_load(good.read_text())
+    bad_doc["zone"] = "other.example."
+    bad_doc["records"] = [{"name": "www", "type": "A", "to": [NEW]}]
+    bad = tmp_path / "other.yaml"
+    bad.write_text(yaml.safe_dump(bad_doc))
+    result = run("apply", str(good), str(bad), "--yes", "--force", "--format", "json", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    plans = json.loads(result.stdout)["plans"]
+    assert plans[0]["status"] == "verified" and plans[1]["exit_code"] == 3 and "other.example." in plans[1]["error"]
+    assert live(sandbox, "www") == (NEW,)
