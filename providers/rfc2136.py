@@ -1,0 +1,331 @@
+"""The ``rfc2136`` provider: a zone on a primary server that takes dynamic updates.
+
+BIND, Knot, PowerDNS and Windows DNS all speak RFC 2136 (UPDATE), usually signed
+with a TSIG key (RFC 8945). This provider reads the zone by zone transfer, changes
+it with one UPDATE message per apply, and lets the server itself refuse a change to
+a record that someone else changed after we read it: every change carries the
+record set we read as a prerequisite, so there is no window between "check" and
+"write" for a concurrent edit to slip through.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Collection, Literal, Mapping, Sequence
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import dns.rdataset
+import dns.rdatatype
+import dns.update
+import dns.xfr
+import dns.zone
+
+from cutover.errors import PartialApplyError, ProviderError
+from cutover.records import Change, RecordKey, RecordSet, in_zone, index
+from providers import dnsquery
+from providers.base import ApplyReceipt, Provider
+from providers.dnsquery import KeyRejected, Server
+
+#: Record types a zone transfer carries that the server maintains itself (DNSSEC).
+SERVER_MAINTAINED = frozenset({"RRSIG", "NSEC", "NSEC3", "NSEC3PARAM"})
+
+#: The prerequisite failures: the zone is not as we read it.
+PREREQUISITE_FAILED = frozenset(
+    {dns.rcode.NXRRSET, dns.rcode.YXRRSET, dns.rcode.NXDOMAIN, dns.rcode.YXDOMAIN}
+)
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$")
+
+ReadMode = Literal["axfr", "query"]
+
+
+class RFC2136Provider(Provider):
+    """A zone at its primary server, read by AXFR and changed by signed UPDATE.
+
+    Reading: ``records()`` asks for a zone transfer (AXFR, signed with the key). When
+    the server refuses or breaks off the transfer, which is common where only updates
+    were granted to the key, it falls back to asking for each ``wanted`` record set
+    directly (recursion off) and returns only those. ``read_mode`` then says
+    ``"query"`` and ``lists_whole_zone`` becomes False *on this instance*, so the
+    core knows it cannot judge what share of the zone a change touches. A refused
+    TSIG signature or an unreachable server is an error, never a reason to fall back.
+
+    Writing: see ``apply``.
+    """
+
+    settings_keys = ("server", "port", "tsig_name", "tsig_secret", "tsig_algorithm", "timeout")
+    required_settings = ("server",)
+    secret_settings = ("tsig_secret",)
+    lists_whole_zone = True
+
+    def __init__(self, zone: str, settings: Mapping[str, Any]) -> None:
+        super().__init__(zone, settings)
+        self.origin = dns.name.from_text(zone)
+        #: How the last ``records()`` read the zone: "axfr", "query", or None before any read.
+        self.read_mode: ReadMode | None = None
+        #: Why the transfer was not used, when ``read_mode`` is "query".
+        self.fallback_reason = ""
+        self._server: Server | None = None
+
+    def __repr__(self) -> str:
+        return f"<RFC2136Provider {self.zone} at {self.settings.get('server')}>"
+
+    # ----------------------------------------------------------------- settings
+
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if "server" in settings and not dnsquery.unresolved(settings["server"]):
+            message = _server_problem(settings["server"])
+            if message:
+                problems.append(("server", message))
+        if "port" in settings and not dnsquery.unresolved(settings["port"]):
+            try:
+                _port(settings["port"])
+            except ValueError as exc:
+                problems.append(("port", str(exc)))
+        if "timeout" in settings and not dnsquery.unresolved(settings["timeout"]):
+            try:
+                _timeout(settings["timeout"])
+            except ValueError as exc:
+                problems.append(("timeout", str(exc)))
+        return problems + dnsquery.tsig_problems(settings)
+
+    @property
+    def server(self) -> Server:
+        """Where to send queries and updates; built on first use (a host name is resolved)."""
+        if self._server is None:
+            try:
+                port = _port(self.settings.get("port", 53))
+                timeout = _timeout(self.settings.get("timeout", 5))
+            except ValueError as exc:
+                raise ProviderError(f"rfc2136 settings: {exc}") from None
+            address = dnsquery.resolve_host(str(self.settings["server"]))
+            key = dnsquery.key_from_settings(self.settings)
+            self._server = Server(address, port, timeout, key)
+        return self._server
+
+    # ----------------------------------------------------------------- reading
+
+    def records(self, wanted: Collection[RecordKey] = ()) -> list[RecordSet]:
+        try:
+            found = self._transfer()
+        except _TransferUnavailable as exc:
+            found = dnsquery.read_rrsets(self.server, wanted)
+            self.read_mode, self.fallback_reason = "query", str(exc)
+            self.lists_whole_zone = False
+            return found
+        self.read_mode, self.fallback_reason = "axfr", ""
+        self.lists_whole_zone = True
+        return found
+
+    def _transfer(self) -> list[RecordSet]:
+        """The whole zone by AXFR; ``_TransferUnavailable`` when the server will not give it."""
+        server, what = self.server, f"zone transfer of {self.zone}"
+        zone = dns.zone.Zone(self.origin, relativize=False)
+        request = dnsquery.make_query(server, self.origin, "AXFR")
+        try:
+            dns.query.inbound_xfr(server.address, zone, request, port=server.port, timeout=server.timeout)
+        except dnsquery.TSIG_ERRORS as exc:
+            raise dnsquery.explain(exc, server, what) from None
+        except ConnectionRefusedError as exc:
+            raise dnsquery.explain(exc, server, what) from None
+        except dns.xfr.TransferError as exc:
+            raise _TransferUnavailable(f"the server answered {dns.rcode.to_text(exc.rcode)}") from None
+        except (dns.exception.DNSException, OSError) as exc:
+            # A timeout here may be a firewall that drops TCP only; the queries will tell.
+            raise _TransferUnavailable(f"the transfer failed: {type(exc).__name__}") from None
+        found = []
+        for name, node in zone.nodes.items():
+            for rdataset in node.rdatasets:
+                if dns.rdatatype.to_text(rdataset.rdtype) not in SERVER_MAINTAINED:
+                    found.append(dnsquery.to_recordset(rdataset, name))
+        return sorted(found)
+
+    # ----------------------------------------------------------------- writing
+
+    def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
+        """All changes in ONE UPDATE message, which the server applies entirely or not at all.
+
+        Prerequisites (RFC 2136 2.4) make the server check what we read, inside the
+        same transaction as the write: an update or delete requires the exact record
+        set we read (value-dependent, 2.4.2); a create requires that no such record
+        set exists (2.4.3). If any fails the server changes nothing and answers
+        NXRRSET/YXRRSET. The update then deletes each old set and adds each new one.
+
+        Afterwards the changed sets are read back from the server: a primary may
+        accept an update yet silently skip part of it (RFC 2136 3.4.2.2: a CNAME
+        beside other data, the last apex NS), and that must not pass as success.
+        """
+        if not changes:
+            return ApplyReceipt(detail="nothing to change")
+        outside = [c.name for c in changes if not in_zone(c.name, self.zone)]
+        if outside:
+            raise ProviderError(f"not in zone {self.zone}: {', '.join(outside)}")
+        response, retried = self._send_update(changes)
+        rcode = response.rcode()
+        if rcode in PREREQUISITE_FAILED and retried and self._landed(changes) == [c.key for c in changes]:
+            return ApplyReceipt(detail=f"{len(changes)} change(s) in one update (confirmed after a retry)")
+        if rcode != dns.rcode.NOERROR:
+            raise self._update_error(rcode, changes)
+        try:
+            landed = self._landed(changes)
+        except ProviderError as exc:
+            # The server said NOERROR, so the update happened; the core's own check at
+            # the nameservers will see whether all of it is served.
+            return ApplyReceipt(detail=f"{len(changes)} change(s) in one update (not read back: {exc})")
+        if len(landed) != len(changes):
+            missing = [f"{c.name} {c.type}" for c in changes if c.key not in landed]
+            raise PartialApplyError(
+                f"{self.server.endpoint} accepted the update of {self.zone} but does not serve the "
+                f"new data for: {', '.join(missing)} (a server may skip parts of an update, e.g. a "
+                "CNAME beside other data or the zone's last NS record; see its log)",
+                landed,
+            )
+        return ApplyReceipt(detail=f"{len(changes)} change(s) in one update")
+
+    def _send_update(self, changes: Sequence[Change]) -> tuple[dns.message.Message, bool]:
+        """Send the update over TCP; the answer, and whether it took a second try.
+
+        TCP, not UDP: an update with a few long TXT values outgrows a datagram, and a
+        refused connection tells at once that nothing listens."""
+        server, what = self.server, f"update of {self.zone}"
+        try:
+            return dnsquery.send(server, self._update_message(changes), tcp=True), False
+        except (dns.exception.Timeout, ConnectionResetError, EOFError) as first:
+            # An UPDATE is not idempotent in general, but this one is guarded by
+            # prerequisites on exactly the data it replaces: if the first copy was
+            # applied, a second one fails on its prerequisite instead of applying
+            # twice, and a late first copy after a successful retry fails the same
+            # way. So one retry is safe; ``apply`` only has to recognise "the
+            # prerequisite failed because our own first copy landed". A fresh
+            # message: the TSIG signature carries a time and must not be replayed.
+            try:
+                return dnsquery.send(server, self._update_message(changes), tcp=True), True
+            except Exception as exc:
+                raise dnsquery.explain(exc, server, what) from first
+        except Exception as exc:
+            raise dnsquery.explain(exc, server, what) from None
+
+    def _update_message(self, changes: Sequence[Change]) -> dns.update.UpdateMessage:
+        update = dns.update.UpdateMessage(self.origin, keyring=self.server.key)
+        for change in changes:
+            name = dns.name.from_text(change.name)
+            if change.before is not None:
+                # Prerequisite RRs carry TTL 0 (RFC 2136 3.2.1; BIND answers FORMERR otherwise).
+                update.present(name, _rdataset(change.before, ttl=0))
+            else:
+                update.absent(name, change.type)
+        # Every delete before every add: a CNAME may replace an A at the same name
+        # only once the A is gone, within the same message.
+        for change in changes:
+            if change.before is not None:
+                update.delete(dns.name.from_text(change.name), change.type)
+        for change in changes:
+            if change.after is not None:
+                update.add(dns.name.from_text(change.name), _rdataset(change.after))
+        return update
+
+    def _landed(self, changes: Sequence[Change]) -> list[RecordKey]:
+        """The keys whose live data is now each change's ``after``."""
+        live = index(dnsquery.read_rrsets(self.server, [c.key for c in changes]))
+        return [c.key for c in changes if live.get(c.key) == c.after]
+
+    def _update_error(self, rcode: int, changes: Sequence[Change]) -> ProviderError:
+        server, zone = self.server, self.zone
+        key = f"TSIG key {server.key_name}" if server.key else "no TSIG key"
+        where = f"update of {zone} at {server.endpoint}"
+        if rcode in PREREQUISITE_FAILED:
+            return ProviderError(
+                f"{where}: record changed since it was read (prerequisite failed, "
+                f"{dns.rcode.to_text(rcode)}); nothing was changed{self._drift(changes)}. "
+                "Read again (cutover diff) and re-run."
+            )
+        if rcode == dns.rcode.NOTAUTH:
+            return KeyRejected(
+                f"{where}: NOTAUTH: the server is not authoritative for {zone}, "
+                f"or it did not accept {key}"
+            )
+        if rcode == dns.rcode.REFUSED:
+            return ProviderError(
+                f"{where}: REFUSED: the server's policy does not let {key} update {zone} "
+                "(check allow-update / update-policy, or whether this is the primary)"
+            )
+        if rcode == dns.rcode.NOTZONE:
+            return ProviderError(f"{where}: NOTZONE: a name in the update is outside zone {zone}")
+        return dnsquery.rcode_error(rcode, server, where)
+
+    def _drift(self, changes: Sequence[Change]) -> str:
+        """Which record sets no longer hold what was read, when the server will tell us."""
+        try:
+            live = index(dnsquery.read_rrsets(self.server, [c.key for c in changes]))
+        except ProviderError:
+            return ""
+        moved = []
+        for change in changes:
+            now = live.get(change.key)
+            if (now.values if now else None) != (change.before.values if change.before else None):
+                shown = ", ".join(now.values) if now else "absent"
+                moved.append(f"{change.name} {change.type} is now {shown}")
+        return f" ({'; '.join(moved)})" if moved else ""
+
+    # ----------------------------------------------------------------- nameservers
+
+    def nameservers(self) -> list[str]:
+        """The configured server (``address:port``) first, then the zone's NS names.
+
+        The primary comes first because it is the one that certainly has the change
+        (hidden primaries are common and are not in the NS set)."""
+        server = self.server
+        rrset = dnsquery.query_rrset(server, self.zone, "NS")
+        names = sorted({rd.target.to_text().rstrip(".").lower() for rd in rrset or ()})
+        return [server.endpoint, *names]
+
+
+class _TransferUnavailable(Exception):
+    """The server answered but would not (or could not) transfer the zone."""
+
+
+def _rdataset(rs: RecordSet, ttl: int | None = None) -> dns.rdataset.Rdataset:
+    return dns.rdataset.from_text_list(
+        dns.rdataclass.IN, rs.type, rs.ttl if ttl is None else ttl, list(rs.values)
+    )
+
+
+def _server_problem(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        return "must be the primary server's IP address or host name"
+    text = value.strip()
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+        return ""
+    except ValueError:
+        pass
+    if re.fullmatch(r"[^:\s]+:\d+|\[[^\]]+\]:\d+", text):
+        return f"{text!r}: give the port in 'port', not in 'server'"
+    if not _HOSTNAME.match(text):
+        return f"{text!r} is not an IP address or host name"
+    return ""
+
+
+def _port(value: Any) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{value!r} is not a port number (expected 1-65535)")
+    return int(text)
+
+
+def _timeout(value: Any) -> float:
+    try:
+        seconds = float(str(value).strip().removesuffix("s"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number of seconds") from None
+    if isinstance(value, bool) or not 0 < seconds <= 300:
+        raise ValueError(f"{value!r} is not a timeout between 0 and 300 seconds")
+    return seconds

@@ -1,0 +1,120 @@
+"""The manual provider against real BIND: a "person" makes the change by dynamic
+update while cutover waits, polls the authoritative servers and confirms each record."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import dns.query
+import dns.update
+import pytest
+import yaml
+
+from cutover.errors import ProviderError
+from cutover.records import Change, RecordSet, index
+from providers.manual import ManualProvider, change_sheet
+from tests.integration.servers.bind import BindServer, BindZone, bind_server  # noqa: F401 (fixture)
+
+ZONE = "manual.test."
+
+
+def person_sets(server: BindServer, zone: str, name: str, rtype: str, ttl: int, *values: str, delay: float = 0.0) -> threading.Thread:
+    """The person at the console, working at their own pace in another thread."""
+
+    def work() -> None:
+        time.sleep(delay)
+        update = dns.update.UpdateMessage(zone, keyring=server.keyring())
+        update.replace(name, ttl, rtype, *values)
+        assert dns.query.tcp(update, server.address, port=server.port, timeout=3).rcode() == 0
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def server(bind_server) -> BindServer:
+    return bind_server(BindZone(ZONE, records=("www 3600 IN A 192.0.2.10", "@ 3600 IN MX 10 mail.old-host.net.")))
+
+
+def provider(server: BindServer, **settings) -> tuple[ManualProvider, io.StringIO]:
+    out = io.StringIO()
+    base = {"nameservers": [f"127.0.0.1:{server.port}"], "poll_interval": 0.2, "wait": 10, "timeout": 1}
+    return ManualProvider(ZONE, {**base, **settings}, stream=out, ask=None, sleep=time.sleep), out
+
+
+def test_reads_only_the_wanted_sets_by_dns(server):
+    p, _ = provider(server)
+    found = index(p.records([(f"www.{ZONE}", "A"), (ZONE, "MX"), (f"nothing.{ZONE}", "A")]))
+    assert set(found) == {(f"www.{ZONE}", "A"), (ZONE, "MX")}
+    assert found[(ZONE, "MX")] == RecordSet.build(ZONE, "MX", 3600, ["10 mail.old-host.net."])
+    assert p.lists_whole_zone is False
+
+
+def test_sheet_then_polls_until_the_person_made_the_change(server):
+    p, out = provider(server)
+    www = index(p.records([(f"www.{ZONE}", "A")]))[(f"www.{ZONE}", "A")]
+    new = RecordSet.build(f"www.{ZONE}", "A", 300, ["203.0.113.10"])
+    person = person_sets(server, ZONE, "www", "A", 300, "203.0.113.10", delay=0.8)
+    started = time.monotonic()
+    receipt = p.apply([Change(www, new)])
+    person.join()
+    assert time.monotonic() - started >= 0.8 and receipt.atomic is False
+    text = out.getvalue()
+    assert "[1] UPDATE www A" in text and "192.0.2.10" in text and "203.0.113.10" in text
+    assert "live: www A" in text
+
+
+def test_not_confirmed_is_a_provider_error(server):
+    p, _ = provider(server)
+    p.ask = lambda _prompt: "abort"
+    www = index(p.records([(f"www.{ZONE}", "A")]))[(f"www.{ZONE}", "A")]
+    with pytest.raises(ProviderError, match="did not confirm"):
+        p.apply([Change(www, RecordSet.build(www.name, "A", 300, ["203.0.113.10"]))])
+
+
+def test_change_never_made_times_out_naming_the_record(server):
+    p, _ = provider(server, wait=1)
+    www = index(p.records([(f"www.{ZONE}", "A")]))[(f"www.{ZONE}", "A")]
+    with pytest.raises(ProviderError, match=f"not live at the authoritative servers after 1s: www.{ZONE} A"):
+        p.apply([Change(www, RecordSet.build(www.name, "A", 300, ["203.0.113.10"]))])
+
+
+def test_delegation_change_is_read_at_the_parent(bind_server):
+    parent = bind_server(BindZone("parent.test.", records=(
+        "child 3600 IN NS ns1.old-dns.net.", "child 3600 IN NS ns2.old-dns.net.")))
+    child = bind_server(BindZone("child.parent.test.", records=("www 300 IN A 192.0.2.10",)))
+    p = ManualProvider("child.parent.test.", {
+        "nameservers": [f"127.0.0.1:{child.port}"], "parent_nameservers": [f"127.0.0.1:{parent.port}"],
+        "poll_interval": 0.2, "wait": 10, "timeout": 1}, stream=io.StringIO(), ask=None)
+    key = ("child.parent.test.", "NS")
+    now = index(p.records([key]))[key]
+    assert now.values == ("ns1.old-dns.net.", "ns2.old-dns.net.")
+    new = RecordSet.build("child.parent.test.", "NS", 3600, ["ns1.new-dns.net.", "ns2.new-dns.net."])
+    person = person_sets(parent, "parent.test.", "child", "NS", 3600, "ns1.new-dns.net.", "ns2.new-dns.net.", delay=0.5)
+    p.apply([Change(now, new)])
+    person.join()
+    assert index(p.records([key]))[key] == new
+    assert "delegation: at the registrar" in change_sheet("child.parent.test.", [Change(now, new)])
+
+
+def test_cli_apply_without_terminal_prints_the_sheet_and_polls(server, tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "zone": ZONE,
+        "provider": {"type": "manual", "nameservers": [f"127.0.0.1:{server.port}"], "poll_interval": 0.2, "wait": 20},
+        "records": [{"name": "www", "type": "A", "ttl": 300, "from": ["192.0.2.10"], "to": ["203.0.113.10"]}],
+        "verify": {"nameservers": [f"127.0.0.1:{server.port}"], "timeout": "5s"},
+    }))
+    person = person_sets(server, ZONE, "www", "A", 300, "203.0.113.10", delay=1.5)
+    result = subprocess.run([sys.executable, "-m", "cutover", "apply", str(plan), "--yes", "--force"],
+                            capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    person.join()
+    assert result.returncode == 0, result.stderr
+    assert "Change sheet for manual.test" in result.stderr and "live: www A" in result.stderr
+    assert "apply verified" in result.stdout

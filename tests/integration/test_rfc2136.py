@@ -1,0 +1,334 @@
+"""The rfc2136 provider against a real BIND 9 on loopback.
+
+Every test starts its own ``named`` (about half a second) with the zones it needs, so
+a failed update in one test cannot leak into another.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+
+import dns.opcode
+import dns.query
+import dns.update
+import pytest
+
+from cutover.errors import PartialApplyError, ProviderError
+from cutover.records import Change, RecordSet, index
+from providers.dnsquery import KeyRejected, ServerUnreachable
+from providers.rfc2136 import RFC2136Provider
+from tests.integration.conformance import ProviderConformance, rs
+from tests.integration.servers import free_port
+from tests.integration.servers.bind import BindServer, BindZone, bind_server  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.integration
+
+ZONE = "conformance.test."
+WRONG_SECRET = base64.b64encode(b"not-the-key-" * 3).decode()
+
+
+class TestRFC2136Conformance(ProviderConformance):
+    """The shared suite, reading by zone transfer."""
+
+    @pytest.fixture
+    def provider(self, bind_server):
+        p = RFC2136Provider(ZONE, bind_server(BindZone(ZONE)).settings())
+        yield p
+        assert p.read_mode in (None, "axfr")
+        p.close()
+
+
+class TestRFC2136ConformanceWithoutTransfer(ProviderConformance):
+    """The shared suite again where the server refuses AXFR: every read is by query."""
+
+    @pytest.fixture
+    def provider(self, bind_server):
+        p = RFC2136Provider(ZONE, bind_server(BindZone(ZONE, transfer=False)).settings())
+        yield p
+        assert p.read_mode in (None, "query")
+        p.close()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def server(bind_server) -> BindServer:
+    return bind_server(
+        BindZone(ZONE, records=("www 3600 IN A 192.0.2.10", "mail 3600 IN A 192.0.2.25")),
+        BindZone("closed.test.", transfer=False, records=("www 3600 IN A 192.0.2.10",)),
+        BindZone("readonly.test.", update=False, records=("www 3600 IN A 192.0.2.10",)),
+    )
+
+
+def key(zone: str, name: str, rtype: str) -> tuple[str, str]:
+    return (f"{name}.{zone}" if name != "@" else zone, rtype)
+
+
+def someone_else_sets(server: BindServer, zone: str, name: str, rtype: str, ttl: int, *values: str) -> None:
+    """A concurrent edit by another tool, straight to the server."""
+    update = dns.update.UpdateMessage(zone, keyring=server.keyring())
+    update.replace(name, ttl, rtype, *values)
+    response = dns.query.tcp(update, server.address, port=server.port, timeout=3)
+    assert response.rcode() == 0
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_axfr_reads_the_whole_zone(server):
+    p = RFC2136Provider(ZONE, server.settings())
+    found = index(p.records())
+    assert p.read_mode == "axfr" and p.lists_whole_zone
+    assert {(ZONE, "SOA"), (ZONE, "NS"), (f"ns1.{ZONE}", "A"), (f"www.{ZONE}", "A")} <= set(found)
+    assert found[(f"www.{ZONE}", "A")] == RecordSet.build(f"www.{ZONE}", "A", 3600, ["192.0.2.10"])
+
+
+def test_refused_transfer_falls_back_to_queries_for_wanted_sets(server):
+    zone = "closed.test."
+    p = RFC2136Provider(zone, server.settings())
+    found = p.records([key(zone, "www", "A"), key(zone, "nothing", "A"), key(zone, "www", "MX")])
+    assert found == [RecordSet.build(f"www.{zone}", "A", 3600, ["192.0.2.10"])]
+    assert p.read_mode == "query" and "REFUSED" in p.fallback_reason
+    assert p.lists_whole_zone is False and RFC2136Provider.lists_whole_zone is True
+
+
+def test_read_does_not_follow_cname(server):
+    p = RFC2136Provider(ZONE, server.settings())
+    cname = rs(p, "alias", "CNAME", 300, f"www.{ZONE}")
+    p.apply([Change(None, cname)])
+    closed = RFC2136Provider(ZONE, server.settings(tsig_name=None, tsig_secret=None))  # AXFR needs the key
+    found = closed.records([cname.key, key(ZONE, "alias", "A")])
+    assert closed.read_mode == "query" and found == [cname]
+
+
+def test_nameservers_start_with_the_configured_server(server):
+    p = RFC2136Provider(ZONE, server.settings())
+    assert p.nameservers() == [f"127.0.0.1:{server.port}", "ns1.conformance.test"]
+
+
+def test_update_writes_the_journal(server):
+    p = RFC2136Provider(ZONE, server.settings())
+    www = index(p.records())[key(ZONE, "www", "A")]
+    p.apply([Change(www, rs(p, "www", "A", 300, "203.0.113.10"))])
+    assert server.journal(ZONE).stat().st_size > 0
+    assert server.values(f"www.{ZONE}", "A") == {"203.0.113.10"}
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def test_change_since_read_fails_the_prerequisite_and_changes_nothing(server):
+    p = RFC2136Provider(ZONE, server.settings())
+    read = index(p.records())
+    www, mail = read[key(ZONE, "www", "A")], read[key(ZONE, "mail", "A")]
+    someone_else_sets(server, ZONE, "www", "A", 3600, "198.51.100.77")
+    with pytest.raises(ProviderError, match="changed since it was read") as err:
+        p.apply([
+            Change(mail, rs(p, "mail", "A", 300, "203.0.113.25")),
+            Change(www, rs(p, "www", "A", 300, "203.0.113.10")),
+        ])
+    assert "www.conformance.test. A is now 198.51.100.77" in str(err.value)
+    assert server.values(f"www.{ZONE}", "A") == {"198.51.100.77"}
+    assert server.values(f"mail.{ZONE}", "A") == {"192.0.2.25"}
+
+
+def test_create_of_a_set_someone_else_created_fails(server):
+    p = RFC2136Provider(ZONE, server.settings())
+    someone_else_sets(server, ZONE, "new", "TXT", 300, '"theirs"')
+    with pytest.raises(ProviderError, match="prerequisite failed, YXRRSET"):
+        p.apply([Change(None, rs(p, "new", "TXT", 300, '"ours"'))])
+    assert server.values(f"new.{ZONE}", "TXT") == {'"theirs"'}
+
+
+def test_bad_secret_is_a_clear_error_without_the_secret(server):
+    p = RFC2136Provider(ZONE, server.settings(tsig_secret=WRONG_SECRET))
+    with pytest.raises(KeyRejected) as on_read:
+        p.records()
+    with pytest.raises(KeyRejected) as on_apply:
+        p.apply([Change(None, rs(p, "x", "A", 300, "192.0.2.1"))])
+    for err in (on_read.value, on_apply.value):
+        message = str(err)
+        assert "cutover-test-key." in message and "BADSIG" in message
+        assert WRONG_SECRET not in message and server.key_secret not in message
+    assert WRONG_SECRET not in repr(p) + repr(p.server)
+    assert server.values(f"x.{ZONE}", "A") == set()
+
+
+def test_unknown_key_name_is_reported_as_such(server):
+    p = RFC2136Provider(ZONE, server.settings(tsig_name="nobody-knows-me."))
+    with pytest.raises(KeyRejected, match=r"nobody-knows-me\..*BADKEY"):
+        p.apply([Change(None, rs(p, "x", "A", 300, "192.0.2.1"))])
+
+
+def test_update_the_key_may_not_make_is_refused(server):
+    zone = "readonly.test."
+    p = RFC2136Provider(zone, server.settings())
+    www = index(p.records())[key(zone, "www", "A")]
+    with pytest.raises(ProviderError, match=r"REFUSED: the server's policy does not let TSIG key cutover-test-key\. update readonly\.test\."):
+        p.apply([Change(www, rs(p, "www", "A", 300, "203.0.113.10"))])
+    assert server.values(f"www.{zone}", "A") == {"192.0.2.10"}
+
+
+def test_update_for_a_zone_the_server_does_not_serve(server):
+    p = RFC2136Provider("elsewhere.test.", server.settings())
+    with pytest.raises(ProviderError, match="NOTAUTH: the server is not authoritative for elsewhere.test."):
+        p.apply([Change(None, rs(p, "www", "A", 300, "203.0.113.10"))])
+    with pytest.raises(ProviderError, match="REFUSED"):
+        p.records([("www.elsewhere.test.", "A")])
+
+
+def test_name_outside_the_zone_is_refused_before_sending(server):
+    p = RFC2136Provider(ZONE, server.settings())
+    with pytest.raises(ProviderError, match="not in zone conformance.test.: www.closed.test."):
+        p.apply([Change(None, RecordSet.build("www.closed.test.", "A", 300, ["192.0.2.1"]))])
+
+
+def test_update_the_server_partly_ignores_is_a_partial_apply(server):
+    """BIND drops a CNAME added beside other data (RFC 2136 3.4.2.2) yet answers NOERROR."""
+    p = RFC2136Provider(ZONE, server.settings())
+    txt = rs(p, "www", "TXT", 300, '"kept"')
+    cname = rs(p, "mail", "CNAME", 300, f"www.{ZONE}")
+    with pytest.raises(PartialApplyError) as err:
+        p.apply([Change(None, txt), Change(None, cname)])
+    assert err.value.landed == [txt.key]
+    assert "mail.conformance.test. CNAME" in str(err.value)
+
+
+# --------------------------------------------------------------------------- the network
+
+
+def test_server_down_fails_fast(server):
+    port = free_port()  # nothing listens here
+    p = RFC2136Provider(ZONE, server.settings(port=port, timeout=1))
+    started = time.monotonic()
+    with pytest.raises(ServerUnreachable, match=f"127.0.0.1:{port}"):
+        p.records([key(ZONE, "www", "A")])
+    with pytest.raises(ServerUnreachable, match="cannot reach"):
+        p.apply([Change(None, rs(p, "x", "A", 300, "192.0.2.1"))])
+    assert time.monotonic() - started < 5
+
+
+@pytest.fixture
+def black_hole():
+    """A loopback port that takes TCP connections and UDP datagrams but never answers."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    for _ in range(20):
+        port = free_port()
+        try:
+            udp.bind(("127.0.0.1", port))
+            tcp.bind(("127.0.0.1", port))
+            break
+        except OSError:
+            udp.close(), tcp.close()
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.listen(16)
+    yield port
+    udp.close()
+    tcp.close()
+
+
+def test_silent_server_times_out_after_one_retry(server, black_hole):
+    p = RFC2136Provider(ZONE, server.settings(port=black_hole, timeout=0.5))
+    started = time.monotonic()
+    with pytest.raises(ServerUnreachable, match=r"no answer from .* within 0\.5s"):
+        p.records([key(ZONE, "www", "A")])
+    assert p.read_mode is None
+    with pytest.raises(ServerUnreachable, match="no answer"):
+        p.apply([Change(None, rs(p, "x", "A", 300, "192.0.2.1"))])
+    assert time.monotonic() - started < 6
+
+
+class LosesFirstAnswer:
+    """A TCP relay to named that delivers the first request but drops its answer.
+
+    That is the case where a retry is dangerous for a plain UPDATE: the first copy
+    landed and we could not know."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.updates = 0  # UPDATE requests relayed (reads go through here too)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with client, socket.create_connection(("127.0.0.1", self.target_port)) as upstream:
+                request = self.read_message(client)
+                is_update = (request[4] >> 3) & 0xF == dns.opcode.UPDATE
+                self.updates += is_update
+                upstream.sendall(request)
+                answer = self.read_message(upstream)
+                if not (is_update and self.updates == 1):
+                    client.sendall(answer)
+
+    @staticmethod
+    def read_message(sock: socket.socket) -> bytes:
+        head = sock.recv(2, socket.MSG_WAITALL)
+        length = int.from_bytes(head, "big")
+        return head + sock.recv(length, socket.MSG_WAITALL)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_retried_update_is_recognised_as_our_own(server):
+    relay = LosesFirstAnswer(server.port)
+    try:
+        p = RFC2136Provider(ZONE, server.settings(timeout=1))
+        www = index(p.records())[key(ZONE, "www", "A")]
+        p.server  # resolve settings, then send the update through the relay
+        p._server = type(p.server)(p.server.address, relay.port, 1.0, p.server.key)
+        new = rs(p, "www", "A", 300, "203.0.113.10")
+        receipt = p.apply([Change(www, new)])
+    finally:
+        relay.close()
+    assert relay.updates == 2
+    assert "confirmed after a retry" in receipt.detail
+    assert server.values(f"www.{ZONE}", "A") == {"203.0.113.10"}
+
+
+# --------------------------------------------------------------------------- settings
+
+
+GOOD = {"server": "127.0.0.1", "tsig_name": "k.", "tsig_secret": base64.b64encode(b"x" * 32).decode()}
+
+
+@pytest.mark.parametrize(
+    "override, key_, fragment",
+    [
+        ({"port": 0}, "port", "expected 1-65535"),
+        ({"port": "70000"}, "port", "expected 1-65535"),
+        ({"tsig_algorithm": "hmac-sha999"}, "tsig_algorithm", "unknown TSIG algorithm"),
+        ({"tsig_secret": "not base64 !!"}, "tsig_secret", "not valid base64"),
+        ({"timeout": "soon"}, "timeout", "not a number of seconds"),
+        ({"timeout": 0}, "timeout", "between 0 and 300"),
+        ({"server": "127.0.0.1:5353"}, "server", "give the port in 'port'"),
+        ({"server": "bad host!"}, "server", "not an IP address or host name"),
+        ({"tsig_secret": None}, "tsig_secret", "go together"),
+    ],
+)
+def test_check_settings_problems(override, key_, fragment):
+    settings = {k: v for k, v in {**GOOD, **override}.items() if v is not None}
+    problems = RFC2136Provider.check_settings(settings)
+    assert [k for k, _ in problems] == [key_]
+    assert fragment in problems[0][1]
+    if "tsig_secret" in settings:
+        assert settings["tsig_secret"] not in problems[0][1]
+
+
+def test_check_settings_accepts_good_ones():
+    assert RFC2136Provider.check_settings({**GOOD, "port": "5353", "timeout": 1, "tsig_algorithm": "HMAC-SHA512"}) == []
+    assert RFC2136Provider.check_settings({"server": "ns1.example.net"}) == []
+    assert RFC2136Provider.check_settings({**GOOD, "tsig_secret": "${UNSET}"}) == []
