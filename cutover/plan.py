@@ -31,6 +31,7 @@ from cutover.records import (
     RecordSet,
     absolute_name,
     in_zone,
+    relative_name,
     normalise_value,
     parse_rdata,
     rdtype_of,
@@ -449,6 +450,12 @@ def _record_name(c: _Checker, value: Any, path: str, zone: str) -> str | None:
     except dns.exception.DNSException as exc:
         c.add(path, f"{show(value)} is not a domain name ({exc})")
         return None
+    text = str(value).lower().rstrip()
+    bare_zone = zone.rstrip(".")
+    if not text.endswith(".") and (text == bare_zone or text.endswith("." + bare_zone)):
+        c.add(path, f"{show(value)} is relative, so it means {name}; write {text}. (with the final dot) "
+                    f"or {relative_name(text + '.', zone)!r}")
+        return None
     if not in_zone(name, zone):
         c.add(path, f"{show(value)} is outside the zone {zone} (absolute names must end in the zone)")
         return None
@@ -515,6 +522,16 @@ def _check_together(c: _Checker, records: list[PlannedRecord], zone: str) -> Non
             types_at.setdefault(r.name, []).append(r)
         if r.type == "CNAME" and r.name == zone and r.to:
             c.add(path, f"a CNAME at the zone apex ({zone}) is not allowed: the apex holds SOA and NS (RFC 1034 3.6.2)")
+    aliases = {name for name, group in types_at.items() if any(r.type == "CNAME" for r in group)}
+    for r in records:
+        attr = HOSTNAME_TARGET_FIELD.get(r.type)
+        if r.type == "CNAME" or not attr:
+            continue
+        for value in r.to:
+            target = getattr(parse_rdata(r.type, value), attr).to_text().lower()
+            if target in aliases:
+                c.add(f"records[{r.index}]", f"{r.type} target {target} is a CNAME in this plan; "
+                      f"{r.type} must point at a name with address records (RFC 2181 10.3)")
     for name, group in types_at.items():
         if len(group) > 1 and any(r.type == "CNAME" for r in group):
             cname = next(r for r in group if r.type == "CNAME")

@@ -1,0 +1,588 @@
+"""Amazon Route 53 through boto3.
+
+Route 53 applies a change batch as one transaction, and refuses a DELETE whose TTL
+and values are not exactly what it holds. Both are used on purpose: every update is
+sent as DELETE(the live set) + CREATE(the new set) in one batch instead of UPSERT, so
+a record that someone changed since cutover read it makes the whole batch fail rather
+than be silently overwritten. Before sending, the provider also re-reads the zone and
+compares each change's ``before`` with it, because emulators (and a zone edited a
+second ago) should not be trusted to catch drift on their own.
+
+Only simple record sets are managed. Alias and routing-policy record sets (weighted,
+latency, geolocation, failover, ...) are left out of ``records()`` and any change
+aimed at their name and type is refused: replacing them with a plain record set would
+quietly throw away the routing someone built.
+
+Credentials, region and endpoint come only from boto3's own chain (``AWS_PROFILE``,
+``AWS_ENDPOINT_URL``, instance roles, ...); the plan names at most a profile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
+
+import boto3
+import botocore.session
+import dns.name
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError as BotoConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    ProfileNotFound,
+)
+
+from cutover.errors import PartialApplyError, ProviderError, UsageError
+from cutover.records import Change, RecordKey, RecordSet, shorten
+from providers.base import ApplyReceipt, Provider
+
+log = logging.getLogger(__name__)
+
+#: Route 53's limits on one ChangeResourceRecordSets request (UPSERT counts twice).
+MAX_RECORDS_PER_REQUEST = 1000
+MAX_VALUE_CHARS_PER_REQUEST = 32000
+
+#: Total attempts per API call unless the boto3 chain (AWS_MAX_ATTEMPTS, profile) says otherwise.
+DEFAULT_MAX_ATTEMPTS = 10
+
+#: Route 53 is a global service; its API is signed for this region.
+SIGNING_REGION = "us-east-1"
+
+_ZONE_ID = re.compile(r"^(/hostedzone/)?[A-Z0-9]{1,32}$")
+
+#: Deletes go first so that a name freed in the same plan (a CNAME replaced by an A)
+#: is free before something new is created there, also across split batches.
+_ACTION_ORDER = {"delete": 0, "update": 1, "create": 2}
+
+
+# --------------------------------------------------------------------------- text forms
+#
+# Route 53 writes escapes as three *octal* digits (``\052`` is "*"), where DNS
+# presentation format, and so dnspython, uses three *decimal* digits. Everything
+# crossing the API boundary is translated; other escapes (``\"``, ``\\``) mean the
+# same on both sides and pass through.
+
+_ESCAPE = re.compile(r"\\(\d{3}|.)", re.DOTALL)
+_PLAIN_NAME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def _octal_to_decimal(text: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        digits = m.group(1)
+        if len(digits) == 3 and all(d in "01234567" for d in digits):
+            return f"\\{int(digits, 8):03d}"
+        return m.group(0)
+
+    return _ESCAPE.sub(one, text)
+
+
+def _decimal_to_octal(text: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        digits = m.group(1)
+        if len(digits) == 3 and digits.isdigit() and int(digits) < 256:
+            return f"\\{int(digits):03o}"
+        return m.group(0)
+
+    return _ESCAPE.sub(one, text)
+
+
+def from_route53_name(text: str) -> str:
+    """The lower-case, absolute presentation form of a name as Route 53 writes it."""
+    return dns.name.from_text(_octal_to_decimal(text)).to_text().lower()
+
+
+def to_route53_name(name: str) -> str:
+    """A name as Route 53 wants it: plain letters, digits, "-", "_", a lone "*"
+    wildcard label, and octal escapes for every other byte."""
+    labels = []
+    for label in dns.name.from_text(name).labels[:-1]:
+        if label == b"*":
+            labels.append("*")
+        else:
+            labels.append("".join(chr(b) if b in _PLAIN_NAME_BYTES else f"\\{b:03o}" for b in label))
+    return ".".join(labels) + "."
+
+
+def from_route53_value(text: str) -> str:
+    """A value as Route 53 returns it, in DNS presentation format."""
+    return _octal_to_decimal(text)
+
+
+def to_route53_value(text: str) -> str:
+    """A canonical presentation-format value as Route 53 wants it."""
+    return _decimal_to_octal(text)
+
+
+# --------------------------------------------------------------------------- change batches
+
+
+def rrset_dict(rs: RecordSet) -> dict[str, Any]:
+    """The ResourceRecordSet element for a simple record set."""
+    return {
+        "Name": to_route53_name(rs.name),
+        "Type": rs.type,
+        "TTL": rs.ttl,
+        "ResourceRecords": [{"Value": to_route53_value(v)} for v in rs.values],
+    }
+
+
+def change_group(change: Change, live: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The Route 53 changes for one record-set change; they must travel in one request.
+
+    The DELETE carries ``live`` (the record set exactly as Route 53 returned it) when
+    given, so that Route 53 compares it with what it holds byte for byte, not with
+    cutover's canonical spelling of the same data.
+    """
+    group: list[dict[str, Any]] = []
+    if change.before is not None:
+        deleted = dict(live) if live is not None else rrset_dict(change.before)
+        group.append({"Action": "DELETE", "ResourceRecordSet": deleted})
+    if change.after is not None:
+        group.append({"Action": "CREATE", "ResourceRecordSet": rrset_dict(change.after)})
+    return group
+
+
+def change_groups(
+    changes: Sequence[Change], live: Mapping[RecordKey, Mapping[str, Any]] | None = None
+) -> list[list[dict[str, Any]]]:
+    """One group per change, deletes first, then updates, then creates (stable otherwise)."""
+    live = live or {}
+    ordered = sorted(changes, key=lambda c: _ACTION_ORDER[c.action])
+    return [change_group(c, live.get(c.key) if c.before is not None else None) for c in ordered]
+
+
+def request_cost(change: Mapping[str, Any]) -> tuple[int, int]:
+    """(ResourceRecord elements, characters of Value) one change counts for; UPSERT twice,
+    because Route 53 counts it as the DELETE plus the CREATE it stands for."""
+    records = change["ResourceRecordSet"].get("ResourceRecords", [])
+    factor = 2 if change["Action"] == "UPSERT" else 1
+    return factor * len(records), factor * sum(len(r["Value"]) for r in records)
+
+
+def plan_batches(
+    groups: Iterable[Sequence[Mapping[str, Any]]],
+    max_records: int = MAX_RECORDS_PER_REQUEST,
+    max_chars: int = MAX_VALUE_CHARS_PER_REQUEST,
+) -> list[list[dict[str, Any]]]:
+    """Pack groups of changes, in order, into as few requests as Route 53's limits allow.
+
+    A group (the DELETE and CREATE of one record set) is never split: apart, a failure
+    between the two requests would leave the name without any record. A group that
+    alone exceeds a limit cannot be sent at all and raises ``ProviderError``.
+    """
+    batches: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    used_records = used_chars = 0
+    for group in groups:
+        costs = [request_cost(c) for c in group]
+        records = sum(r for r, _ in costs)
+        chars = sum(c for _, c in costs)
+        if records > max_records or chars > max_chars:
+            raise ProviderError(_too_big(group, records, chars, max_records, max_chars))
+        if current and (used_records + records > max_records or used_chars + chars > max_chars):
+            batches.append(current)
+            current, used_records, used_chars = [], 0, 0
+        current.extend(dict(c) for c in group)
+        used_records += records
+        used_chars += chars
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _too_big(group: Sequence[Mapping[str, Any]], records: int, chars: int, max_records: int, max_chars: int) -> str:
+    rrset = group[0]["ResourceRecordSet"]
+    what = f"{from_route53_name(rrset['Name'])} {rrset['Type']}"
+    return (
+        f"the change to {what} needs {records} resource records and {chars} characters of values "
+        f"in one Route 53 request, which accepts at most {max_records} records and {max_chars} "
+        "characters (a replacement counts the old and the new values); make the record set smaller"
+    )
+
+
+def batch_keys(batch: Iterable[Mapping[str, Any]]) -> list[RecordKey]:
+    """The record sets a request touches, in order, each once."""
+    keys: dict[RecordKey, None] = {}
+    for change in batch:
+        rrset = change["ResourceRecordSet"]
+        keys[(from_route53_name(rrset["Name"]), rrset["Type"])] = None
+    return list(keys)
+
+
+# --------------------------------------------------------------------------- reading a zone
+
+
+@dataclass
+class ZoneListing:
+    """A zone as listed: the simple record sets, their raw form, and what is held elsewhere."""
+
+    sets: dict[RecordKey, RecordSet] = field(default_factory=dict)
+    raw: dict[RecordKey, dict[str, Any]] = field(default_factory=dict)
+    held: dict[RecordKey, str] = field(default_factory=dict)
+
+    def add(self, raw: Mapping[str, Any]) -> None:
+        name = from_route53_name(raw["Name"])
+        key = (name, raw["Type"])
+        reason = _held_reason(raw)
+        if reason is None:
+            try:
+                values = [from_route53_value(r["Value"]) for r in raw.get("ResourceRecords", [])]
+                self.sets[key] = RecordSet.build(name, raw["Type"], raw["TTL"], values)
+            except (ValueError, KeyError) as exc:
+                reason = f"a record set whose values cutover cannot read ({exc})"
+            else:
+                self.raw[key] = {k: raw[k] for k in ("Name", "Type", "TTL", "ResourceRecords")}
+                return
+        self.held.setdefault(key, reason)
+
+
+_ROUTING = (
+    ("Weight", "weighted"),
+    ("Region", "latency"),
+    ("GeoLocation", "geolocation"),
+    ("GeoProximityLocation", "geoproximity"),
+    ("Failover", "failover"),
+    ("MultiValueAnswer", "multivalue answer"),
+    ("CidrRoutingConfig", "IP-based"),
+)
+
+
+def _held_reason(raw: Mapping[str, Any]) -> str | None:
+    """Why a record set is not a simple one cutover may replace, or None when it is."""
+    if "AliasTarget" in raw:
+        return f"an alias record set (to {raw['AliasTarget'].get('DNSName', '?')})"
+    if "TrafficPolicyInstanceId" in raw:
+        return f"a record set of traffic policy instance {raw['TrafficPolicyInstanceId']}"
+    if "SetIdentifier" in raw:
+        policy = next((label for key, label in _ROUTING if key in raw), "routing-policy")
+        return f"a {policy} routing record set (SetIdentifier {raw['SetIdentifier']!r})"
+    return None
+
+
+# --------------------------------------------------------------------------- the provider
+
+_ACCESS_KEY = re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA)[A-Z0-9]{12,}\b")
+_SIGNATURE = re.compile(r"(Credential|Signature|X-Amz-Security-Token)=[^\s,&\"']+")
+
+
+def _scrub(text: str) -> str:
+    """Messages from botocore may quote a request; keys and signatures never reach the operator."""
+    return _SIGNATURE.sub(r"\1=***", _ACCESS_KEY.sub("***", text))
+
+
+class Route53Provider(Provider):
+    """A Route 53 hosted zone, found by id or by name."""
+
+    settings_keys = ("hosted_zone_id", "profile")
+
+    def __init__(self, zone: str, settings: Mapping[str, Any]) -> None:
+        super().__init__(zone, settings)
+        configured = settings.get("hosted_zone_id")
+        self._zone_id: str | None = configured.strip().rsplit("/", 1)[-1] if configured else None
+        self._profile: str | None = settings.get("profile") or None
+        self._client: Any = None
+        self._hosted_zone: dict[str, Any] | None = None
+        self.held: dict[RecordKey, str] = {}
+
+    def __repr__(self) -> str:
+        return f"Route53Provider(zone={self.zone!r}, hosted_zone_id={self._zone_id!r})"
+
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+        problems = []
+        zone_id = settings.get("hosted_zone_id")
+        if zone_id is not None and not (isinstance(zone_id, str) and _ZONE_ID.match(zone_id.strip())):
+            problems.append(
+                ("hosted_zone_id", f"{shorten(repr(zone_id))} is not a Route 53 hosted zone id "
+                 "(expected e.g. Z0123456789ABCDEFGHIJ)")
+            )
+        profile = settings.get("profile")
+        if profile is not None and not (isinstance(profile, str) and profile.strip()):
+            problems.append(("profile", f"{shorten(repr(profile))} is not an AWS profile name"))
+        return problems
+
+    # ----------------------------------------------------------------- plumbing
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client, made on first use so that building a provider costs nothing."""
+        if self._client is None:
+            with self._errors("set up the AWS session"):
+                self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        core = botocore.session.Session(profile=self._profile)
+        session = boto3.Session(botocore_session=core)
+        # Standard mode retries Throttling and PriorRequestNotComplete (botocore lists
+        # it as both transient and throttling) and connection errors with backoff. A
+        # refused ChangeResourceRecordSets did not land, so retrying it is safe (and one
+        # whose answer was lost is recognised in ``apply``). An
+        # operator's own AWS_MAX_ATTEMPTS / AWS_RETRY_MODE (or profile) still wins.
+        retries: dict[str, Any] = {}
+        if not (os.environ.get("AWS_RETRY_MODE") or _profile_setting(core, "retry_mode")):
+            retries["mode"] = "standard"
+        if core.get_config_variable("max_attempts") is None:
+            retries["total_max_attempts"] = DEFAULT_MAX_ATTEMPTS
+        return session.client(
+            "route53",
+            region_name=session.region_name or SIGNING_REGION,
+            config=Config(retries=retries),
+        )
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Turn every boto failure into one clear ``ProviderError`` line."""
+        try:
+            yield
+        except ClientError as exc:
+            error = ProviderError(_scrub(self._client_error(what, exc)))
+            error.retried = bool(exc.response.get("ResponseMetadata", {}).get("RetryAttempts"))  # type: ignore[attr-defined]
+            raise error from None
+        except NoCredentialsError:
+            raise ProviderError(
+                f"cannot {what}: no AWS credentials found (set AWS_PROFILE, provider.profile, "
+                "or the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY variables)"
+            ) from None
+        except ProfileNotFound:
+            raise ProviderError(f"cannot {what}: AWS profile {self._profile!r} is not in the AWS config files") from None
+        except (BotoConnectionError, HTTPClientError) as exc:
+            raise ProviderError(
+                _scrub(f"cannot {what}: Route 53 at {self._endpoint()} is unreachable after retries ({exc})")
+            ) from None
+        except BotoCoreError as exc:
+            raise ProviderError(_scrub(f"cannot {what}: {exc}")) from None
+
+    def _endpoint(self) -> str:
+        return self._client.meta.endpoint_url if self._client is not None else "its endpoint"
+
+    def _client_error(self, what: str, exc: Any) -> str:
+        error = exc.response.get("Error", {})
+        code = error.get("Code") or "error"
+        message = error.get("Message") or ""
+        attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        tried = f" (after {attempts + 1} attempts)" if attempts else ""
+        return f"Route 53 refused to {what}{tried}: {code}: {message}".rstrip(": ")
+
+    # ----------------------------------------------------------------- the hosted zone
+
+    @property
+    def zone_id(self) -> str:
+        """The hosted zone's id, looked up by name when the plan does not give it."""
+        return self.hosted_zone()["Id"].rsplit("/", 1)[-1]
+
+    def hosted_zone(self) -> dict[str, Any]:
+        """The HostedZone element of GetHostedZone for the plan's zone."""
+        return self._zone_answer()["HostedZone"]
+
+    def _zone_answer(self) -> dict[str, Any]:
+        """GetHostedZone's whole answer (it also holds the delegation set), checked to be
+        the plan's zone so that a pasted id of another zone cannot be changed by mistake."""
+        if self._hosted_zone is None:
+            zone_id = self._zone_id or self._find_zone_id()
+            with self._errors(f"read hosted zone {zone_id}"):
+                answer = self.client.get_hosted_zone(Id=zone_id)
+            name = from_route53_name(answer["HostedZone"]["Name"])
+            if name != self.zone:
+                raise ProviderError(
+                    f"hosted zone {zone_id} is {name}, not the plan's zone {self.zone}: "
+                    "check provider.hosted_zone_id"
+                )
+            self._hosted_zone = answer
+        return self._hosted_zone
+
+    def _find_zone_id(self) -> str:
+        matches = self._zones_named(self.zone)
+        if not matches:
+            raise ProviderError(
+                f"no Route 53 hosted zone is named {self.zone} in this AWS account "
+                "(check AWS_PROFILE / provider.profile, or set provider.hosted_zone_id)"
+            )
+        if len(matches) > 1:
+            listed = "\n".join(f"  - {_zone_line(hz)}" for hz in matches)
+            raise UsageError(
+                f"{len(matches)} Route 53 hosted zones are named {self.zone}; "
+                f"set provider.hosted_zone_id to the one to change:\n{listed}"
+            )
+        return matches[0]["Id"].rsplit("/", 1)[-1]
+
+    def _zones_named(self, zone: str) -> list[dict[str, Any]]:
+        """Every hosted zone with this exact name (a public and private one may share it)."""
+        matches: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"DNSName": to_route53_name(zone)}
+        with self._errors(f"look up the hosted zone of {zone}"):
+            while True:
+                page = self.client.list_hosted_zones_by_name(**kwargs)
+                for hz in page.get("HostedZones", []):
+                    if from_route53_name(hz["Name"]) != zone:
+                        return matches  # listed in name order: nothing later can match
+                    matches.append(hz)
+                if not page.get("IsTruncated"):
+                    return matches
+                kwargs = {"DNSName": page["NextDNSName"], "HostedZoneId": page["NextHostedZoneId"]}
+
+    # ----------------------------------------------------------------- the interface
+
+    def records(self, wanted: Collection[RecordKey] = ()) -> list[RecordSet]:
+        """The zone's simple record sets (Route 53 lists whole zones, so ``wanted`` is not
+        needed). Alias and routing-policy sets are left out and kept in ``held``."""
+        listing = self.list_zone()
+        self.held = dict(listing.held)
+        return sorted(listing.sets.values())
+
+    def list_zone(self) -> ZoneListing:
+        """Every record set of the zone, following every page."""
+        zone_id = self.zone_id
+        listing = ZoneListing()
+        seen: set[tuple[str, str, str | None]] = set()
+        with self._errors(f"list the records of hosted zone {zone_id}"):
+            pages = self.client.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id)
+            for page in pages:
+                for raw in page.get("ResourceRecordSets", []):
+                    ident = (raw["Name"], raw["Type"], raw.get("SetIdentifier"))
+                    if ident not in seen:  # a page boundary inside a routing group may repeat one
+                        seen.add(ident)
+                        listing.add(raw)
+        for key, reason in listing.held.items():
+            log.debug("not managed: %s %s is %s", key[0], key[1], reason)
+        return listing
+
+    def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
+        if not changes:
+            return ApplyReceipt(token=None, atomic=True, detail="nothing to change")
+        zone_id = self.zone_id
+        listing = self.list_zone()
+        self.held = dict(listing.held)
+        self._refuse_unsafe(changes, listing)
+        batches = plan_batches(change_groups(changes, listing.raw))
+        ids: list[str] = []
+        landed: list[RecordKey] = []
+        for number, batch in enumerate(batches, start=1):
+            what = "apply the change batch" if len(batches) == 1 else f"apply change batch {number} of {len(batches)}"
+            try:
+                with self._errors(what):
+                    answer = self.client.change_resource_record_sets(
+                        HostedZoneId=zone_id,
+                        ChangeBatch={"Comment": "cutover", "Changes": batch},
+                    )
+            except ProviderError as exc:
+                if getattr(exc, "retried", False) and self._holds(batch):
+                    # An earlier attempt landed but its answer was lost; the retry was
+                    # then refused because the change had already been made.
+                    log.info("change batch %d/%d had landed before its retry was refused", number, len(batches))
+                    landed.extend(batch_keys(batch))
+                    continue
+                if landed:
+                    raise PartialApplyError(
+                        f"{exc}; batches 1-{number - 1} had already landed ({len(landed)} record sets), "
+                        "the rest did not",
+                        landed,
+                    ) from None
+                raise
+            ids.append(answer["ChangeInfo"]["Id"].rsplit("/", 1)[-1])
+            landed.extend(batch_keys(batch))
+            log.debug("change batch %d/%d accepted as %s", number, len(batches), ids[-1])
+        return ApplyReceipt(
+            token=",".join(ids) or None,
+            atomic=len(batches) == 1,
+            detail=f"{len(batches)} change batch{'es' if len(batches) > 1 else ''}",
+        )
+
+    def _holds(self, batch: Sequence[Mapping[str, Any]]) -> bool:
+        """True when the zone is exactly in the state ``batch`` leads to."""
+        listing = self.list_zone()
+        created = {}
+        for change in batch:
+            if change["Action"] == "CREATE":
+                probe = ZoneListing()
+                probe.add(change["ResourceRecordSet"])
+                created.update(probe.sets)
+        for key in batch_keys(batch):
+            if listing.sets.get(key) != created.get(key):
+                return False
+        return True
+
+    def _refuse_unsafe(self, changes: Sequence[Change], listing: ZoneListing) -> None:
+        """Refuse, before anything is sent, changes that would clobber something."""
+        problems = []
+        for change in changes:
+            what = f"{change.name} {change.type}"
+            live = listing.sets.get(change.key)
+            if not dns.name.from_text(change.name).is_subdomain(dns.name.from_text(self.zone)):
+                problems.append(f"{what} is not in the zone {self.zone}")
+            elif change.key in listing.held:
+                problems.append(
+                    f"{what} is {listing.held[change.key]}; cutover manages only simple record sets "
+                    "and will not replace it (change it in Route 53 itself, or leave it out of the plan)"
+                )
+            elif change.before is None and live is not None:
+                problems.append(f"{what} exists now ({_show(live)}) but was absent when read")
+            elif change.before is not None and live is None:
+                problems.append(f"{what} no longer exists (expected {_show(change.before)})")
+            elif change.before is not None and live != change.before:
+                problems.append(f"{what} changed since it was read: now {_show(live)}, expected {_show(change.before)}")
+        if problems:
+            raise ProviderError(
+                f"refusing to change hosted zone {self.zone_id} ({self.zone}); nothing was sent:\n"
+                + "\n".join(f"  - {p}" for p in problems)
+            )
+
+    def nameservers(self) -> list[str]:
+        answer = self._zone_answer()
+        if answer["HostedZone"].get("Config", {}).get("PrivateZone"):
+            return []  # served only inside its VPCs; nothing public to poll
+        servers = answer.get("DelegationSet", {}).get("NameServers", [])
+        return [s.rstrip(".") for s in servers]
+
+    def wait(self, receipt: ApplyReceipt, timeout: float) -> bool:
+        """Poll GetChange until every batch is INSYNC; False once ``timeout`` passes."""
+        pending = [t for t in (receipt.token or "").split(",") if t]
+        deadline = time.monotonic() + timeout
+        delay = 1.0
+        while pending:
+            with self._errors(f"read the status of change {pending[0]}"):
+                status = self.client.get_change(Id=pending[0])["ChangeInfo"]["Status"]
+            if status == "INSYNC":
+                pending.pop(0)
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 15.0)
+        return True
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _profile_setting(core: Any, key: str) -> Any:
+    try:
+        return core.get_scoped_config().get(key)
+    except Exception:  # a missing profile is reported when the client is made
+        return None
+
+
+def _zone_line(hz: Mapping[str, Any]) -> str:
+    kind = "private" if hz.get("Config", {}).get("PrivateZone") else "public"
+    comment = hz.get("Config", {}).get("Comment")
+    extra = f", {shorten(comment, 40)!r}" if comment else ""
+    count = hz.get("ResourceRecordSetCount")
+    records = f", {count} record sets" if count is not None else ""
+    return f"{hz['Id'].rsplit('/', 1)[-1]} ({kind}{records}{extra})"
+
+
+def _show(rs: RecordSet) -> str:
+    values = ", ".join(shorten(v, 40) for v in rs.values[:4])
+    more = f", ... ({len(rs.values)} values)" if len(rs.values) > 4 else ""
+    return f"TTL {rs.ttl} [{values}{more}]"
