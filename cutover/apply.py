@@ -14,7 +14,7 @@ from typing import Callable, Mapping, Sequence
 
 from cutover import diff as diffmod
 from cutover import guards, verify
-from cutover.errors import CutoverError, GuardError, PartialApplyError, ProviderError, UsageError
+from cutover.errors import CutoverError, GuardError, PartialApplyError, ProviderError, StateError, UsageError
 from cutover.journal import LANDED, Journal, Run
 from cutover.plan import Plan
 from cutover.records import Change, RecordKey, RecordSet, index
@@ -235,7 +235,11 @@ def _execute(ctx: Context, kind: str, changes: Sequence[Change], live: Mapping[R
     except BaseException as exc:  # KeyboardInterrupt, a plugin's bug: settle what we can, then re-raise
         _after_failure(ctx, run_id, f"{type(exc).__name__}: {exc}")
         raise
-    journal.mark(run_id, "applied", changed=ctx.clock(), token=receipt.token)
+    try:
+        journal.mark(run_id, "applied", changed=ctx.clock(), token=receipt.token)
+    except StateError as exc:
+        raise StateError(f"{exc}. The provider ACCEPTED the change; the journal still says 'sending', "
+                         "and the next cutover run on this state settles it from the live zone") from None
     ctx.progress(f"{plan.zone}: accepted; waiting for {plan.provider.type} to report the change complete")
     if ctx.provider.wait(receipt, timeout=plan.verify.timeout):
         journal.mark(run_id, "insync")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -327,18 +328,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that a run in flight settles its journal first."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     out = Output(json=args.format == "json")
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.handler(args, out))
     except CutoverError as exc:
         out.error(str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as exc:
         out.error("interrupted; the journal records how far the run got (see `cutover status`)")
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     except (OSError, dns.exception.DNSException) as exc:
         out.error(f"network or system failure: {type(exc).__name__}: {exc}")
         return ProviderError.exit_code

@@ -1,0 +1,527 @@
+"""Propagation rounds: ask many resolvers about many names at once and classify each answer.
+
+A round is one question per (record, resolver) pair, all in flight together under a
+semaphore, so a round costs about the slowest resolver's time rather than the sum.
+Every answer is reduced to one word (``new``, ``old``, ``other`` or an error class)
+because that is what the retire verdict and the operator reason about; the values and
+TTL stay attached so that odd answers can still be explained.
+
+The query engine is deliberately suspicious: UDP replies from another address, with
+another id or for another question are ignored (a spoofed or late stray packet must not
+decide a verdict), unparseable or oversized replies make the answer ``malformed``, and
+the round has a hard deadline that no silent resolver can stretch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import dns.asyncbackend
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.inet
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from cutover.records import RecordKey, canonical_rdata
+from cutover.resolvers import Resolver
+
+if TYPE_CHECKING:  # verdict imports this module; the reverse is only for type hints
+    from cutover.verdict import Verdict
+
+#: Answers that say something about the record's data; the share is computed over these.
+ANSWERED = ("new", "old", "other")
+#: Error classes: the resolver gave no usable statement about the record.
+ERRORS = ("timeout", "servfail", "refused", "nxdomain", "nodata", "malformed", "error")
+#: A filtering resolver's block answer: neither propagated nor a failure.
+FILTERED = "filtered"
+
+AUTHORITATIVE = "authoritative"
+
+#: EDNS buffer we advertise (the DNS Flag Day 2020 value); a larger UDP reply is a broken server.
+PAYLOAD = 1232
+#: Extra time a round may take beyond its queries' own timeouts (task start-up, TCP fallback).
+ROUND_SLACK = 0.5
+MAX_CNAME_CHAIN = 16
+
+#: Answers by which filtering services say "blocked" instead of the real data:
+#: the null routes, and Cisco OpenDNS's documented block-page addresses.
+SINKHOLES = frozenset(
+    {"0.0.0.0", "127.0.0.1", "::", "::1"}
+    | {f"146.112.61.{n}" for n in range(104, 111)}
+    | {f"::ffff:146.112.61.{n}" for n in range(104, 111)}
+)
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Target:
+    """One record set to watch: what "new" and "old" mean for it.
+
+    ``new == ()`` means the record set is being deleted (so an empty answer is the new
+    state); ``old == ()`` means it is being created (an empty answer is the old state,
+    and ``old_ttl`` is then the zone's negative-caching TTL).
+    """
+
+    key: RecordKey
+    new: tuple[str, ...]
+    old: tuple[str, ...]
+    old_ttl: int
+
+    @property
+    def name(self) -> str:
+        return self.key[0]
+
+    @property
+    def type(self) -> str:
+        return self.key[1]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one resolver said about one record, reduced to a state."""
+
+    resolver: Resolver
+    key: RecordKey
+    state: str
+    ttl: int | None
+    values: tuple[str, ...]
+    detail: str = ""
+    elapsed: float | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.state in ANSWERED
+
+    def as_dict(self, stale: bool = False) -> dict[str, Any]:
+        r = self.resolver
+        return {
+            "resolver": r.label,
+            "address": r.endpoint,
+            "operator": r.operator,
+            "country": r.country,
+            "group": r.group,
+            "filtering": r.filtering,
+            "state": self.state,
+            "ttl": self.ttl,
+            "values": list(self.values),
+            "detail": self.detail,
+            "elapsed": None if self.elapsed is None else round(self.elapsed, 3),
+            "stale": stale,
+        }
+
+
+@dataclass(frozen=True)
+class Round:
+    """All answers of one round, stamped with the (UTC) time the round started."""
+
+    number: int
+    time: datetime
+    answers: tuple[Answer, ...]
+
+
+@dataclass(frozen=True)
+class RecordSummary:
+    """Per record: how the (non-authoritative) resolvers split between the states.
+
+    ``share`` is new / (new + old + other): errors and filtered answers say nothing about
+    propagation, so they are left out. It is ``None`` when nobody answered, which the
+    verdict treats as *not* propagated (silence is not evidence).
+    """
+
+    key: RecordKey
+    new: int = 0
+    old: int = 0
+    other: int = 0
+    error: int = 0
+    filtered: int = 0
+    answers: tuple[Answer, ...] = field(default=(), repr=False)
+
+    @property
+    def answering(self) -> int:
+        return self.new + self.old + self.other
+
+    @property
+    def share(self) -> float | None:
+        return self.new / self.answering if self.answering else None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"new": self.new, "old": self.old, "other": self.other, "error": self.error, "filtered": self.filtered}
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def classify(target: Target, rcode: int, values: Sequence[str], filtering: bool) -> str:
+    """The state of one answer, from its rcode and the canonical values it carried.
+
+    Matching comes first: an empty answer *is* the expected data for a record being
+    created (old) or deleted (new), and only otherwise an error class. A filtering
+    resolver's block answer is set apart so that a blocklist does not look like a
+    resolver that missed the change.
+    """
+    got = tuple(sorted(set(values)))
+    rcode = int(rcode)
+    if rcode == dns.rcode.NOERROR and got:
+        if got == target.new:
+            return "new"
+        if got == target.old:
+            return "old"
+        if filtering and set(got) <= SINKHOLES:
+            return FILTERED
+        return "other"
+    if rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        if target.new == ():
+            return "new"
+        if target.old == ():
+            return "old"
+        if filtering:
+            return FILTERED
+        return "nxdomain" if rcode == dns.rcode.NXDOMAIN else "nodata"
+    if rcode == dns.rcode.SERVFAIL:
+        return "servfail"
+    if rcode == dns.rcode.REFUSED:
+        return "refused"
+    return "error"
+
+
+# --------------------------------------------------------------------------- one round
+
+
+def round_deadline(timeout: float, retries: int) -> float:
+    """Seconds a whole round may take: every attempt's timeout plus a little slack."""
+    return timeout * (retries + 1) + ROUND_SLACK
+
+
+async def query_round(
+    targets: Sequence[Target],
+    resolvers: Sequence[Resolver],
+    *,
+    timeout: float,
+    retries: int = 1,
+    concurrency: int = 256,
+) -> list[Answer]:
+    """Ask every resolver about every target, concurrently; one answer per pair.
+
+    Answers come back in (resolver, target) order. Pairs still unanswered at the round's
+    hard deadline are cancelled and reported as ``timeout``.
+    """
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + round_deadline(timeout, retries)
+    gate = asyncio.Semaphore(max(1, min(concurrency, _socket_budget())))
+    pairs = [(t, r) for r in resolvers for t in targets]
+
+    async def bounded(target: Target, resolver: Resolver) -> Answer:
+        async with gate:
+            return await _ask(target, resolver, timeout=timeout, retries=retries, deadline=deadline)
+
+    tasks = [asyncio.ensure_future(bounded(t, r)) for t, r in pairs]
+    if not tasks:
+        return []
+    _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return [_outcome(task, t, r) for task, (t, r) in zip(tasks, pairs)]
+
+
+def _socket_budget() -> int:
+    """Queries in flight each hold a socket: stay well inside the open-files limit."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Unix
+        return 256
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 16
+    return max(8, soft - 128)
+
+
+def _outcome(task: asyncio.Future, target: Target, resolver: Resolver) -> Answer:
+    if task.cancelled():
+        return Answer(resolver, target.key, "timeout", None, (), "no answer before the round's deadline")
+    exc = task.exception()
+    if exc is not None:  # a bug or an OS surprise: report it on this pair, keep the round
+        return Answer(resolver, target.key, "error", None, (), f"unexpected failure: {type(exc).__name__}: {exc}")
+    return task.result()
+
+
+class _Failed(Exception):
+    """The exchange ended without a usable response; carries the state and why."""
+
+    def __init__(self, state: str, detail: str) -> None:
+        super().__init__(detail)
+        self.state = state
+        self.detail = detail
+
+
+async def _ask(target: Target, resolver: Resolver, *, timeout: float, retries: int, deadline: float) -> Answer:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    if start >= deadline:
+        return Answer(resolver, target.key, "timeout", None, (), "the round's deadline passed before this query could be sent")
+    query = _make_query(target, resolver)
+    try:
+        response, via = await _exchange(query, resolver, timeout=timeout, retries=retries, deadline=deadline)
+    except _Failed as failed:
+        return Answer(resolver, target.key, failed.state, None, (), failed.detail, loop.time() - start)
+    return read_response(target, resolver, response, via=via, elapsed=loop.time() - start)
+
+
+def _make_query(target: Target, resolver: Resolver) -> dns.message.Message:
+    query = dns.message.make_query(target.name, target.type, use_edns=0, payload=PAYLOAD)
+    if resolver.group == AUTHORITATIVE:
+        query.flags &= ~dns.flags.RD  # ask the server what it holds, not what it can find
+    return query
+
+
+async def _exchange(
+    query: dns.message.Message, resolver: Resolver, *, timeout: float, retries: int, deadline: float
+) -> tuple[dns.message.Message, str]:
+    """UDP with retransmission; TCP when the UDP answer is truncated."""
+    response = await _udp(query, resolver, timeout=timeout, retries=retries, deadline=deadline)
+    if not response.flags & dns.flags.TC:
+        return response, "udp"
+    remaining = min(timeout, deadline - asyncio.get_running_loop().time())
+    if remaining <= 0:
+        raise _Failed("timeout", "truncated UDP answer and no time left for TCP")
+    try:
+        response = await dns.asyncquery.tcp(query, resolver.address, timeout=remaining, port=resolver.port)
+    except dns.exception.Timeout:
+        raise _Failed("timeout", "truncated UDP answer; TCP timed out") from None
+    except dns.exception.DNSException as exc:  # unparseable, or not a response to our query
+        raise _Failed("malformed", f"truncated UDP answer; bad TCP answer ({type(exc).__name__})") from None
+    except (OSError, EOFError) as exc:
+        raise _Failed("error", f"truncated UDP answer; TCP failed ({_os_reason(exc)})") from None
+    return response, "tcp"
+
+
+async def _udp(
+    query: dns.message.Message, resolver: Resolver, *, timeout: float, retries: int, deadline: float
+) -> dns.message.Message:
+    """Send the query, retransmit the same bytes on the same socket after each timeout.
+
+    Keeping one socket and one id means a late answer to the first transmission is still
+    accepted during the retry window: a slow resolver is slow, not dead. Stray packets
+    (other source, other id, other question) are ignored and listening goes on, so a
+    spoofer cannot decide the answer; garbage from the right source is remembered and
+    reported as ``malformed`` if nothing valid follows.
+    """
+    loop = asyncio.get_running_loop()
+    wire = query.to_wire()
+    af = dns.inet.af_for_address(resolver.address)
+    destination = dns.inet.low_level_address_tuple((resolver.address, resolver.port), af)
+    backend = dns.asyncbackend.get_default_backend()
+    malformed: list[str] = []
+    strays = 0
+    try:
+        sock = await backend.make_socket(af, socket.SOCK_DGRAM, 0, None, None)
+    except OSError as exc:
+        raise _Failed("error", f"cannot open a socket ({_os_reason(exc)})") from None
+    async with sock:
+        for attempt in range(retries + 1):
+            try:
+                await sock.sendto(wire, destination, None)
+            except OSError as exc:
+                raise _Failed("error", f"cannot send ({_os_reason(exc)})") from None
+            until = min(loop.time() + timeout, deadline)
+            while (remaining := until - loop.time()) > 0:
+                try:
+                    data, source = await sock.recvfrom(65535, remaining)
+                except dns.exception.Timeout:
+                    break
+                except OSError as exc:
+                    raise _Failed("error", f"receive failed ({_os_reason(exc)})") from None
+                if not _same_endpoint(source, resolver):
+                    strays += 1
+                    continue
+                if len(data) > PAYLOAD:
+                    malformed.append(f"oversized UDP reply ({len(data)} bytes > {PAYLOAD} advertised)")
+                    continue
+                try:
+                    response = dns.message.from_wire(data)
+                except dns.exception.DNSException as exc:
+                    malformed.append(f"unparseable reply ({type(exc).__name__})")
+                    continue
+                if not query.is_response(response):
+                    strays += 1
+                    continue
+                return response
+            if malformed:
+                break
+    if malformed:
+        raise _Failed("malformed", malformed[0])
+    waited = "no answer" + (f" (ignored {strays} stray replies)" if strays else "")
+    tries = f"{retries + 1} tries" if retries else "1 try"
+    raise _Failed("timeout", f"{waited} after {tries} of {timeout:g}s")
+
+
+def _same_endpoint(source: Any, resolver: Resolver) -> bool:
+    try:
+        return ipaddress.ip_address(source[0]) == ipaddress.ip_address(resolver.address) and int(source[1]) == resolver.port
+    except (ValueError, TypeError, IndexError):
+        return False
+
+
+def _os_reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or type(exc).__name__
+
+
+# --------------------------------------------------------------------------- reading a response
+
+
+def read_response(
+    target: Target, resolver: Resolver, response: dns.message.Message, *, via: str = "udp", elapsed: float | None = None
+) -> Answer:
+    """Reduce a response that matched our query to an ``Answer``.
+
+    The compared data is the RRset of the asked type at the end of any CNAME chain
+    (for a CNAME target, the CNAME itself); a negative answer's TTL is its SOA's.
+    """
+    rcode = response.rcode()
+    notes = ["via TCP after a truncated UDP answer"] if via == "tcp" else []
+    positive_or_negative = rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+    if resolver.group == AUTHORITATIVE and positive_or_negative and not response.flags & dns.flags.AA:
+        return Answer(resolver, target.key, "error", None, (), "answer without the AA flag: the server is not authoritative for this name", elapsed)
+    try:
+        rrset = _final_rrset(response, target)
+    except ValueError as exc:
+        return Answer(resolver, target.key, "malformed", None, (), str(exc), elapsed)
+    values = tuple(sorted({canonical_rdata(rd) for rd in rrset})) if rrset is not None else ()
+    ttl = rrset.ttl if rrset is not None else _negative_ttl(response)
+    if not positive_or_negative:
+        values, ttl = (), None
+    state = classify(target, rcode, values, resolver.filtering)
+    if state in ERRORS or state == FILTERED:
+        notes.insert(0, f"rcode {dns.rcode.to_text(rcode)}")
+    return Answer(resolver, target.key, state, ttl, values, "; ".join(notes), elapsed)
+
+
+def _final_rrset(response: dns.message.Message, target: Target) -> dns.rrset.RRset | None:
+    """The RRset of the asked type at the end of the CNAME chain (or the CNAME itself)."""
+    rdtype = dns.rdatatype.from_text(target.type)
+    name = dns.name.from_text(target.name)
+    seen: set[dns.name.Name] = set()
+    for _ in range(MAX_CNAME_CHAIN):
+        rrset = _find(response, name, rdtype)
+        if rrset is not None or rdtype == dns.rdatatype.CNAME:
+            return rrset
+        cname = _find(response, name, dns.rdatatype.CNAME)
+        if cname is None:
+            return None
+        seen.add(name)
+        name = cname[0].target
+        if name in seen:
+            raise ValueError(f"CNAME loop at {name}")
+    raise ValueError(f"CNAME chain longer than {MAX_CNAME_CHAIN}")
+
+
+def _find(response: dns.message.Message, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
+    """A plain scan: the message's own index only covers RRsets it parsed or created itself."""
+    for rrset in response.answer:
+        if rrset.name == name and rrset.rdtype == rdtype and rrset.rdclass == dns.rdataclass.IN and len(rrset):
+            return rrset
+    return None
+
+
+def _negative_ttl(response: dns.message.Message) -> int | None:
+    """How long a negative answer may be cached (RFC 2308: min of SOA TTL and MINIMUM)."""
+    for rrset in response.authority:
+        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+            return min(rrset.ttl, rrset[0].minimum)
+    return None
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def summarise(round: Round, targets: Sequence[Target]) -> list[RecordSummary]:
+    """Per target, the split of the non-authoritative resolvers' answers."""
+    return [_summary(t.key, [a for a in round.answers if a.key == t.key and a.resolver.group != AUTHORITATIVE]) for t in targets]
+
+
+def summarise_authoritative(round: Round, targets: Sequence[Target]) -> list[RecordSummary]:
+    return [_summary(t.key, [a for a in round.answers if a.key == t.key and a.resolver.group == AUTHORITATIVE]) for t in targets]
+
+
+def _summary(key: RecordKey, answers: list[Answer]) -> RecordSummary:
+    count = {s: 0 for s in ("new", "old", "other", "error", FILTERED)}
+    for a in answers:
+        count[a.state if a.state in count else "error"] += 1
+    return RecordSummary(key, count["new"], count["old"], count["other"], count["error"], count[FILTERED], tuple(answers))
+
+
+def authoritative_all_new(round: Round, targets: Sequence[Target]) -> bool:
+    """True when at least one authoritative server answered for every target and all said new.
+
+    This is how a change made outside cutover is dated: the first such round.
+    """
+    if not targets:
+        return False
+    for summary in summarise_authoritative(round, targets):
+        if not summary.answers or summary.new != len(summary.answers):
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, to the second: what JSON consumers and people read."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def round_document(
+    round: Round, targets: Sequence[Target], verdict: "Verdict", *, stale: Iterable[Answer] = ()
+) -> dict[str, Any]:
+    """The contract's watch JSON for one round (plus details: addresses, values, staleness)."""
+    stale_ids = {(a.resolver, a.key) for a in stale}
+    authoritative = {s.key: s for s in summarise_authoritative(round, targets)}
+    records = []
+    for target, summary in zip(targets, summarise(round, targets)):
+        auth = authoritative[target.key]
+        records.append(
+            {
+                "name": target.name,
+                "type": target.type,
+                "counts": summary.counts,
+                "share": summary.share if summary.share is not None else 0.0,
+                "answering": summary.answering,
+                "new": list(target.new),
+                "old": list(target.old),
+                "old_ttl": target.old_ttl,
+                "answers": [a.as_dict((a.resolver, a.key) in stale_ids) for a in summary.answers],
+                "authoritative": {
+                    "all_new": bool(auth.answers) and auth.new == len(auth.answers),
+                    "answers": [a.as_dict() for a in auth.answers],
+                },
+            }
+        )
+    return {
+        "round": round.number,
+        "time": iso(round.time),
+        "records": records,
+        "authoritative_all_new": authoritative_all_new(round, targets),
+        "stale": len(stale_ids),
+        "verdict": verdict.as_dict(),
+    }
