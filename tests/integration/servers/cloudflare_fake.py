@@ -49,9 +49,14 @@ class Invalid(Exception):
 
 @dataclass
 class Fault:
-    kind: str  # "status" or "drop"
+    kind: str  # "status", "drop", or "lost-reply" (the request is served, then the connection drops)
     status: int = 500
     retry_after: str | None = None
+    method: str | None = None  # only requests with this method and path fragment, when set
+    fragment: str = ""
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.method is None or (method == self.method and self.fragment in path)
 
 
 @dataclass
@@ -109,6 +114,17 @@ class FakeCloudflare:
         with self._lock:
             self._faults.extend(Fault("drop") for _ in range(count))
 
+    def fail_matching(self, method: str, fragment: str, kind: str = "status", status: int = 500,
+                      count: int = 1, retry_after: int | None = None) -> None:
+        """The next ``count`` requests to ``method`` + ``fragment`` fail as ``kind`` (others pass)."""
+        ra = None if retry_after is None else str(retry_after)
+        with self._lock:
+            self._faults.extend(Fault(kind, status, ra, method, fragment) for _ in range(count))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
     def requests_to(self, method: str, fragment: str) -> int:
         return sum(1 for m, p in self.log if m == method and fragment in p)
 
@@ -151,7 +167,15 @@ class FakeCloudflare:
         raw = h.rfile.read(length) if length else b""
         with self._lock:
             self.log.append((method, h.path))
-            fault = self._faults.pop(0) if self._faults else None
+            fault = next((f for f in self._faults if f.matches(method, h.path)), None)
+            if fault:
+                self._faults.remove(fault)
+        if fault and fault.kind == "lost-reply":
+            fault = None
+            h.close_connection = True
+            lost = True
+        else:
+            lost = False
         if fault and fault.kind == "drop":
             h.close_connection = True
             return  # no status line at all: the client sees the connection close
@@ -175,6 +199,8 @@ class FakeCloudflare:
         except Invalid as exc:
             errors = getattr(exc, "all", None) or [(exc.code, exc.message)]
             return self._send(h, exc.status, self._envelope(False, errors=errors))
+        if lost:
+            return  # served, but the reply never reaches the client
         self._send(h, status, payload)
 
     @staticmethod
