@@ -140,11 +140,13 @@ def _story(ctx: applymod.Context, sandbox: Sandbox, t: Timing, show: Callable[[s
     live, _ = applymod.read_live(ctx)
     watches = [(monitor.setup(ctx.plan, ctx.journal, live, []), ctx.journal)]
     last: dict[str, Any] = {}
+    stale: set[str] = set()
     for doc in monitor.rounds(watches):
         last = doc
+        stale |= {a["resolver"] for rec in doc["records"] for a in rec["answers"] if a.get("stale")}
         on_round(doc)
-    show(f"\nRetire verdict reached after {time.monotonic() - started:.0f}s: "
-         f"{'yes' if last['verdict']['retire'] else 'no'}. Resolvers seen holding stale data: {last.get('stale', 0)}.")
+    show(f"\nRetire verdict after {time.monotonic() - started:.0f}s: {'yes' if last['verdict']['retire'] else 'no'}. "
+         f"Seen serving the old answer after its TTL ran out: {', '.join(sorted(stale)) or 'none'}.")
     return {"outcome": outcome.as_dict(), "last_round": last, "diff_after": diffmod.compute(ctx.plan, live).as_dict()}
 
 
