@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 from cutover.diff import ZoneDiff
 from cutover.journal import Run
 from cutover.plan import Plan
-from cutover.records import Change, RecordKey, RecordSet
+from cutover.records import RecordKey, RecordSet
 from cutover.times import iso, span
 
 

@@ -61,15 +61,24 @@ def setup(plan: Plan, journal: Journal, live: Mapping[RecordKey, RecordSet], nam
 
 
 def _from_plan(plan: Plan, live: Mapping[RecordKey, RecordSet], neg_ttl: int, journal: Journal) -> list[Target]:
-    """Without a journalled apply, "old" is the plan's ``from`` and its TTL the longest we know."""
-    prepared = {c.change.key: c.change.before.ttl for r in journal.runs(plan.zone, ("prepare",))
-                for c in r.changes if c.change.before is not None}
+    """Without a journalled apply, "old" is the plan's ``from``, with the longest TTL we know of:
+    the live one, the one before a prepare, and the one earlier rounds recorded (the live
+    TTL after an outside change is the new record's, not the old one's)."""
+    known: dict[RecordKey, int] = {}
+    for run in journal.runs(plan.zone, ("prepare",)):
+        for c in run.changes:
+            if c.change.before is not None:
+                known[c.change.key] = max(known.get(c.change.key, 0), c.change.before.ttl)
+    for doc in journal.rounds(plan.zone):
+        for rec in doc.get("records", []):
+            key = (rec["name"], rec["type"])
+            known[key] = max(known.get(key, 0), int(rec.get("old_ttl", 0)))
     out = []
     for record in plan.records:
         if record.from_ is None:
             continue
         current = live.get(record.key)
-        old_ttl = max(prepared.get(record.key, 0), current.ttl if current else 0) if record.from_ else neg_ttl
+        old_ttl = max(known.get(record.key, 0), current.ttl if current else 0) if record.from_ else neg_ttl
         out.append(Target(record.key, record.to, record.from_, old_ttl or neg_ttl))
     if not out:
         raise UsageError(

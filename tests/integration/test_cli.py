@@ -170,3 +170,26 @@ def test_several_plans_one_failing_zone(tmp_path, sandbox):
     plans = json.loads(result.stdout)["plans"]
     assert plans[0]["status"] == "verified" and plans[1]["exit_code"] == 3 and "other.example." in plans[1]["error"]
     assert live(sandbox, "www") == (NEW,)
+
+
+def test_change_made_outside_cutover_is_dated_at_the_authoritative_servers(tmp_path, sandbox):
+    plan = write_plan(tmp_path, sandbox)
+    before = run("watch", str(plan), "--once", "--format", "json", cwd=tmp_path)
+    assert before.returncode == 1
+    first = json.loads(before.stdout)
+    assert first["change"] == {"time": None, "source": "not seen yet at the authoritative servers"}
+    assert all(r["authoritative"]["all_new"] is False for r in first["records"])
+
+    for name in ("www", "mail"):  # someone changes the records in a web console
+        sandbox.store.put(ZONE, RecordSet.build(f"{name}.{ZONE}", "A", 1, [NEW]))
+    seen = json.loads(run("watch", str(plan), "--once", "--format", "json", cwd=tmp_path).stdout)
+    assert seen["round"] == 2 and seen["change"]["source"] == "observed at the authoritative servers in round 2"
+    assert seen["change"]["time"] == seen["time"]
+    ttl = next(c for c in seen["verdict"]["conditions"] if c["name"] == "ttl")
+    assert ttl["met"] is False and ttl["at"] is not None
+    assert {r["old_ttl"] for r in seen["records"]} == {2}  # the TTL the old records had, not the new one
+
+    time.sleep(3.5)
+    later = json.loads(run("watch", str(plan), "--once", "--format", "json", cwd=tmp_path).stdout)
+    assert later["change"]["time"] == seen["time"]  # dated once, by the first round that saw it
+    assert later["verdict"]["retire"] is True

@@ -9,7 +9,6 @@ chosen step by wrapping one function; production code has no fault hooks.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -18,7 +18,6 @@ from pathlib import Path
 import dns.message
 import dns.query
 import dns.rdatatype
-import pytest
 import yaml
 
 from tests.integration.servers.bind import BindServer, BindZone, bind_server  # noqa: F401 (fixture)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.integration.servers.bind import BindServer, BindZone, bind_server  # noqa: F401 (fixture)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import time
 
 import pytest
@@ -47,3 +48,15 @@ def need_binary(name: str, package: str) -> str:
     if not path:
         pytest.fail(f"{name} not found: install the Debian package {package} (see .ci/run)")
     return path
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """Terminate a server, then kill it if it does not go: a test must never leave one behind."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)

@@ -36,7 +36,7 @@ import dns.rdatatype
 import dns.tsig
 import pytest
 
-from tests.integration.servers import free_port, need_binary
+from tests.integration.servers import free_port, need_binary, stop_process
 
 KEY_ALGORITHM = "hmac-sha256"
 READY_TIMEOUT = 20.0
@@ -112,14 +112,7 @@ class BindServer:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def zone_file(zone: BindZone) -> str:

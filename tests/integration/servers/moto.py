@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.integration.servers import free_port, wait_for_tcp
+from tests.integration.servers import free_port, stop_process, wait_for_tcp
 
 FAKE_ACCESS_KEY = "AKIAMOTOFAKEKEY00000"
 FAKE_SECRET_KEY = "moto-fake-secret-do-not-print-0123456789"
@@ -56,12 +56,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail(f"moto_server did not start: {Path(log).read_text(errors='replace')[-2000:]}")
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from tests.integration.servers import free_port, need_binary, wait_for_tcp
+from tests.integration.servers import free_port, need_binary, stop_process, wait_for_tcp
 
 SCHEMA_CANDIDATES = (
     "/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql",
@@ -145,12 +145,7 @@ def pdns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PdnsServer
         _wait_for_api(url, api_key, proc, log)
         yield PdnsServer(url, api_key, dns_port, version, proc)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)
 
 
 @pytest.fixture

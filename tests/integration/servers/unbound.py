@@ -28,7 +28,7 @@ import dns.message
 import dns.query
 import pytest
 
-from tests.integration.servers import free_port, need_binary, wait_for_tcp
+from tests.integration.servers import free_port, need_binary, stop_process, wait_for_tcp
 
 READY_TIMEOUT = 20.0
 
@@ -51,13 +51,7 @@ class UnboundServer:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, timeout=5)
 
 
 def config(port: int, zone: str, upstream: int, directory: Path, cache_min_ttl: int = 0, serve_expired: bool = False) -> str:
@@ -107,7 +101,7 @@ stub-zone:
 def start(zone: str, upstream: int, cache_min_ttl: int = 0, serve_expired: bool = False) -> UnboundServer:
     binary = need_binary("unbound", "unbound")
     directory = Path(tempfile.mkdtemp(prefix="cutover-unbound-"))
-    log = ""
+    output = ""
     for _ in range(3):
         port = free_port()
         (directory / "unbound.conf").write_text(config(port, zone, upstream, directory, cache_min_ttl, serve_expired))
@@ -124,12 +118,12 @@ def start(zone: str, upstream: int, cache_min_ttl: int = 0, serve_expired: bool 
             return server
         except TimeoutError:
             server.stop()
-            log = server.log()
-            if "bind" not in log.lower():  # not a port clash: no point retrying
+            output = server.log()
+            if "bind" not in output.lower():  # not a port clash: no point retrying
                 shutil.rmtree(directory, ignore_errors=True)
-                raise RuntimeError(f"unbound did not start:\n{log}") from None
+                raise RuntimeError(f"unbound did not start:\n{output}") from None
     shutil.rmtree(directory, ignore_errors=True)
-    raise RuntimeError(f"unbound did not start after 3 ports:\n{log}")
+    raise RuntimeError(f"unbound did not start after 3 ports:\n{output}")
 
 
 def _wait_ready(server: UnboundServer) -> None:
