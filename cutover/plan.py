@@ -108,6 +108,30 @@ def substitute_env(value: str, environ: Mapping[str, str]) -> str:
     return _ENV.sub(one, value)
 
 
+def substitute_tree(data: Any, environ: Mapping[str, str], path: str = "") -> tuple[Any, list[tuple[str, str]]]:
+    """``${NAME}`` replaced in every string of a nested structure (provider settings such as
+    ``auth: {token: ...}`` nest). Returns the result and the (path, NAME) of unset variables;
+    an unset variable is left as written."""
+    missing: list[tuple[str, str]] = []
+
+    def walk(value: Any, where: str) -> Any:
+        if isinstance(value, str):
+            def one(m: re.Match[str]) -> str:
+                if m.group(1) in environ:
+                    return environ[m.group(1)]
+                missing.append((where, m.group(1)))
+                return m.group(0)
+
+            return _ENV.sub(one, value)
+        if isinstance(value, dict):
+            return {k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    return walk(data, path), missing
+
+
 # --------------------------------------------------------------------------- the plan
 
 
@@ -278,13 +302,10 @@ class _Checker:
             return None
 
     def env(self, value: Any, path: str) -> Any:
-        if not isinstance(value, str):
-            return value
-        try:
-            return substitute_env(value, self.environ)
-        except KeyError as exc:
-            self.add(path, f"environment variable {exc.args[0]} is not set")
-            return value
+        result, missing = substitute_tree(value, self.environ, path)
+        for where, name in missing:
+            self.add(where, f"environment variable {name} is not set")
+        return result
 
 
 def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Plan:
