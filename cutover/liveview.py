@@ -56,13 +56,16 @@ class LiveView:
         self.grid = grid
         self.color = self.tty and not os.environ.get("NO_COLOR") if color is None else color
         self._drawn = 0
+        self._latest: dict[str, Mapping[str, Any]] = {}
 
     def update(self, doc: Mapping[str, Any], now: datetime | None = None) -> None:
+        """Show one round. Several zones watched together each keep their own panel."""
         if not self.tty:
             self.stream.write(render_round_line(doc) + "\n")
             self.stream.flush()
             return
-        text = self.render(doc, now)
+        self._latest[str(doc.get("zone", ""))] = doc
+        text = "\n\n".join(self.render(d, now) for d in self._latest.values())
         erase = f"\x1b[{self._drawn}F\x1b[J" if self._drawn else ""
         self.stream.write(erase + text + "\n")
         self.stream.flush()

@@ -382,3 +382,15 @@ def test_query_round_edges():
     assert asyncio.run(query_round([UPDATE], [], timeout=1.0)) == []
     with pytest.raises(ValueError):
         asyncio.run(query_round([UPDATE], [PLAIN], timeout=0))
+
+
+def test_liveview_keeps_one_panel_per_zone():
+    out = FakeTTY()
+    view = LiveView(out, color=False)
+    a, b = dict(sample_doc(), zone="a.example."), dict(sample_doc(), zone="b.example.")
+    view.update(a, now=T0)
+    one_panel = out.getvalue().count("\n")
+    view.update(b, now=T0)
+    redraw = out.getvalue()[len(out.getvalue()) - len(out.getvalue().split("\x1b[J")[-1]):]
+    assert redraw.count("cutover watch - round") == 2  # both zones' panels, not just the last one
+    assert redraw.count("\n") == 2 * one_panel + 1
