@@ -15,19 +15,22 @@ import sys
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import dns.exception
 
-from cutover import __version__, apply as applymod, export as exportmod, monitor, plan as planmod, render
+from cutover import __version__, apply as applymod, export as exportmod, monitor, notify as notifymod, plan as planmod, render
+from cutover import report as reportmod, report_html
 from cutover.errors import CutoverError, PlanError, ProviderError, UsageError
 from cutover.journal import Journal
 from cutover.liveview import LiveView
 from providers import registry
 
 STATE_DIR = ".cutover"
+#: Seconds ``watch`` waits at exit for queued webhook messages.
+NOTIFY_FLUSH = 5.0
 
 
 # ---------------------------------------------------------------------- plumbing
@@ -186,6 +189,7 @@ def _confirmer(args: argparse.Namespace, out: Output, verb: str) -> Callable[[An
 
 def cmd_watch(args: argparse.Namespace, out: Output) -> int:
     plans = load_plans(args.plans)
+    notify_urls = [notifymod.check_url(url) for url in args.notify]  # a typo fails before any provider call
     watches: list[tuple[monitor.Setup, Journal]] = []
 
     def one(plan: planmod.Plan) -> None:
@@ -198,22 +202,70 @@ def cmd_watch(args: argparse.Namespace, out: Output) -> int:
     _, worst = per_plan(plans, out, one)
     if worst:
         return worst
-    return watch_loop(watches, out, once=args.once, grid=args.grid)
+    notifier = notifymod.Notifier(notify_urls) if notify_urls else None
+    return watch_loop(watches, out, once=args.once, grid=args.grid, notifier=notifier)
 
 
-def watch_loop(watches: list[tuple[monitor.Setup, Journal]], out: Output, *, once: bool, grid: bool = False) -> int:
-    """Show every round; exit 0 when the verdict is reached, 1 when ``--once`` ends before it."""
+def watch_loop(watches: list[tuple[monitor.Setup, Journal]], out: Output, *, once: bool, grid: bool = False,
+               notifier: notifymod.Notifier | None = None) -> int:
+    """Show every round; exit 0 when the verdict is reached, 1 when ``--once`` ends before it.
+
+    The notifier only queues (its threads post), so a slow webhook never delays a round.
+    """
     view = LiveView(sys.stdout, grid=grid)
     last: dict[str, bool] = {}
     try:
+        if notifier is not None:
+            for setup_, journal in watches:  # a restarted watch does not repeat old news
+                notifier.seed(journal.last_round(setup_.plan.zone))
         for doc in monitor.rounds(watches, once=once):
             last[doc["zone"]] = doc["verdict"]["retire"]
             out.document(doc) if out.json else view.update(doc)
+            if notifier is not None:
+                notifier.observe(doc)
+    except Exception as exc:
+        if notifier is not None:
+            reason = str(exc) if isinstance(exc, CutoverError) else f"{type(exc).__name__}: {exc}"
+            notifier.error([s.plan.zone for s, _ in watches], reason)
+        raise
     finally:
         view.close()
         for _, journal in watches:
             journal.close()
+        if notifier is not None:
+            notifier.close(NOTIFY_FLUSH)
     return 0 if all(last.values()) else 1
+
+
+def cmd_report(args: argparse.Namespace, out: Output) -> int:
+    """One self-contained HTML page (``-o FILE``, else stdout) or, with ``--format json``, its data."""
+    plans = load_plans(args.plans)
+    if not out.json and not args.output and sys.stdout.isatty():
+        raise UsageError("report: give -o FILE for the HTML page (or --format json, or redirect stdout)")
+    now = time.time()
+
+    def one(plan: planmod.Plan) -> reportmod.ZoneReport:
+        journal = Journal(state_dir(args, plan))
+        try:
+            return reportmod.build(plan, journal, now)
+        finally:
+            journal.close()
+
+    results, worst = per_plan(plans, out, one)
+    reports = [r.as_dict() if isinstance(r, Failure) else r for r in results]
+    if args.output or not out.json:
+        page = report_html.render(reports, now)
+        if args.output:
+            target = Path(args.output)
+            partial = target.with_name(f".{target.name}.partial")
+            partial.write_text(page, encoding="utf-8")
+            os.replace(partial, target)
+            out.text(f"wrote {target} ({len(plans)} zone{'s' if len(plans) != 1 else ''})")
+        else:
+            sys.stdout.write(page)
+    if out.json:
+        out.document(reportmod.document(reports, now))
+    return worst
 
 
 def cmd_status(args: argparse.Namespace, out: Output) -> int:
@@ -222,7 +274,9 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
     def one(plan: planmod.Plan) -> dict:
         journal = Journal(state_dir(args, plan))
         try:
-            return monitor.status(plan, journal)
+            doc = monitor.status(plan, journal)
+            doc["timeline"] = [asdict(e) for e in reportmod.milestones(reportmod.build(plan, journal))]
+            return doc
         finally:
             journal.close()
 
@@ -315,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="one round; exit 0 if the verdict is reached, else 1")
     p.add_argument("--resolvers", metavar="SPEC", help="public[:unfiltered|country=XX|operator=NAME], a file, or ip[:port],...")
     p.add_argument("--grid", action="store_true", help="show every resolver's answer on a terminal")
+    p.add_argument("--notify", action="append", default=[], metavar="URL",
+                   help="post a message to this Slack/Teams-style webhook on milestones and errors (repeatable)")
+    p = command("report", cmd_report, "one self-contained HTML report of the cutover from the journal")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the HTML page here (default: stdout)")
     command("status", cmd_status, "what was applied when, the last watch round, and the retire verdict")
     p = command("demo", cmd_demo, "a whole cutover against a DNS sandbox on loopback (about a minute)", plans=False)
     p.add_argument("--fast", action="store_true", help="seconds instead of a minute (for tests)")

@@ -60,8 +60,18 @@ def outcome_text(o: Outcome) -> str:
     return "\n".join(lines)
 
 
+#: How many not-new resolvers ``status`` names per record before it says "+N more".
+STATUS_NAMES = 6
+
+
 def status_text(doc: dict) -> str:
-    """``cutover status`` for people: the runs, the last round, the verdict and its reasons."""
+    """``cutover status`` for people: the report's facts, compactly.
+
+    The runs and their verification, the change the verdict counts from, the last round
+    per record against the threshold with the resolvers not yet on the new data (stale
+    ones flagged), the milestones when the document carries a ``timeline``
+    (``cutover.report``), and the verdict with the reason for each condition.
+    """
     lines = [f"{doc['zone']} ({doc['plan']})"]
     if not doc["runs"]:
         lines.append("  nothing prepared or applied yet")
@@ -73,13 +83,19 @@ def status_text(doc: dict) -> str:
         for v in run.get("verifications", []):
             lines.append(f"      nameserver {v['server']}: {v['state']} ({v['detail']})")
     last = doc.get("last_round")
+    verdict = doc.get("verdict")
     if last:
+        change = last.get("change") or {}
+        if change.get("time"):
+            lines.append(f"  change: {change['time']} ({change.get('source', '')})")
+        threshold = (verdict or last.get("verdict") or {}).get("threshold")
         lines.append(f"  watch: {doc['rounds']} rounds, last {last['time']}")
         for rec in last["records"]:
-            c = rec["counts"]
-            lines.append(f"      {rec['name']} {rec['type']}: new {c['new']} old {c['old']} other {c['other']} "
-                         f"error {c['error']} ({rec['share']:.0%} new)")
-    verdict = doc.get("verdict")
+            lines += _record_lines(rec, threshold)
+    for entry in doc.get("timeline") or []:
+        if entry.get("kind") not in ("watch", "prepare", "apply", "rollback", "verify"):
+            lines.append(f"  {entry.get('time') or '?'}  {entry.get('title')}"
+                         + ("  (due)" if entry.get("status") == "due" else ""))
     if verdict:
         head = "yes" if verdict["retire"] else f"not yet (earliest {verdict['earliest'] or 'unknown'})"
         lines.append(f"  retire the old server: {head}")
@@ -88,3 +104,22 @@ def status_text(doc: dict) -> str:
     elif doc["runs"]:
         lines.append("  retire the old server: unknown until `cutover watch` has run a round")
     return "\n".join(lines)
+
+
+def _record_lines(rec: dict, threshold: float | None) -> list[str]:
+    c = rec["counts"]
+    answering = c["new"] + c["old"] + c["other"]
+    mark = ""
+    if threshold is not None:
+        ok = answering > 0 and rec["share"] >= threshold - 1e-9
+        mark = f"  [{'reached' if ok else 'below'} {threshold:.0%}]"
+    lines = [(f"      {rec['name']} {rec['type']}: new {c['new']} old {c['old']} other {c['other']} "
+              f"error {c['error']} ({rec['share']:.0%} new){mark}")]
+    behind = [a for a in rec.get("answers", []) if a.get("state") != "new"]
+    if behind:
+        words = [f"{a.get('resolver')} {a.get('state')}"
+                 + (f" TTL {a['ttl']}" if a.get("ttl") is not None and a.get("state") in ("old", "other") else "")
+                 + (" STALE" if a.get("stale") else "") for a in behind[:STATUS_NAMES]]
+        more = f", +{len(behind) - STATUS_NAMES} more" if len(behind) > STATUS_NAMES else ""
+        lines.append(f"          not new: {', '.join(words)}{more}")
+    return lines

@@ -1,0 +1,323 @@
+"""The report's data and page, from a journal filled the way watch fills it.
+
+Rounds are made with the real ``watch.round_document`` and ``verdict.decide`` from
+chosen answers, so the report reads exactly the documents ``cutover watch`` writes;
+the browser test (tests/integration/test_report_browser.py) does it end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cutover import cli, monitor, render, report, report_html
+from cutover import plan as planmod
+from cutover.journal import Journal
+from cutover.records import Change, RecordSet
+from cutover.resolvers import Resolver
+from cutover.verdict import decide, stale_resolvers
+from cutover.watch import Answer, Round, Target, round_document, summarise
+
+ZONE = "example.test."
+OLD, NEW = "198.51.100.10", "203.0.113.10"
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z, the apply
+EVIL = '<img src=x onerror="alert(1)">'
+RESOLVERS = {
+    "alpha": Resolver("192.0.2.1", name="alpha", operator="Alpha DNS", country="DE"),
+    "evil": Resolver("192.0.2.2", name=EVIL, operator="Evil & <Co>", country="US"),
+    "gamma": Resolver("192.0.2.3", name="gamma"),
+    "stuck": Resolver("192.0.2.4", name="stuck", operator="Clamps TTLs"),
+}
+WWW, MAIL = (f"www.{ZONE}", "A"), (f"mail.{ZONE}", "A")
+TARGETS = (Target(WWW, (NEW,), (OLD,), 300), Target(MAIL, (NEW,), (OLD,), 300))
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+def write_plan(directory: Path, zone: str = ZONE, name: str = "plan.yaml") -> planmod.Plan:
+    doc = {
+        "version": 1,
+        "zone": zone,
+        "provider": {"type": "manual"},
+        "records": [
+            {"name": "www", "type": "A", "ttl": 60, "from": [OLD], "to": [NEW]},
+            {"name": "mail", "type": "A", "ttl": 60, "from": [OLD], "to": [NEW]},
+        ],
+        "retire": {"threshold": "75%", "parallel_period": "1h"},
+    }
+    path = directory / name
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return planmod.load(path)
+
+
+def add_runs(journal: Journal, plan: planmod.Plan) -> None:
+    prep = [Change(RecordSet.build(k[0], "A", 3600, [OLD]), RecordSet.build(k[0], "A", 300, [OLD])) for k in (WWW, MAIL)]
+    run = journal.begin("prepare", plan.zone, str(plan.path), plan.digest, prep, now=T0 - 4000)
+    journal.mark(run, "insync", changed=T0 - 4000, finished=T0 - 3990)
+    txt = Change(RecordSet.build(plan.zone, "TXT", 300, ['"v=spf1 -all"']),
+                 RecordSet.build(plan.zone, "TXT", 300, ['"<script>alert(2)</script>"']))
+    changes = [Change(RecordSet.build(k[0], "A", 300, [OLD]), RecordSet.build(k[0], "A", 60, [NEW])) for k in (WWW, MAIL)]
+    run = journal.begin("apply", plan.zone, str(plan.path), plan.digest, changes + [txt], now=T0 - 2)
+    journal.mark(run, "verified", changed=T0, finished=T0 + 6)
+    journal.add_verification(run, "ns1.example.test", "new", "serves the new data", now=T0 + 5)
+
+
+def add_round(journal: Journal, plan: planmod.Plan, number: int, when: float, states: dict[str, str]) -> dict:
+    """One round where each named resolver answers ``states[name]`` for both records."""
+    answers = []
+    for name, state in states.items():
+        for target in TARGETS:
+            values = {"new": (NEW,), "old": (OLD,)}.get(state, ())
+            ttl = {"new": 60, "old": 3000 if name == "stuck" else 200}.get(state)
+            detail = "<b>clamped</b> by cache-min-ttl" if name == "stuck" else ""
+            answers.append(Answer(RESOLVERS[name], target.key, state, ttl, values, detail))
+    rnd = Round(number, dt(when), tuple(answers))
+    verdict = decide(summarise(rnd, TARGETS), threshold=plan.retire.threshold, change_time=dt(T0),
+                     longest_old_ttl=300, parallel_period=plan.retire.parallel_period, now=dt(when))
+    doc = round_document(rnd, TARGETS, verdict, stale=stale_resolvers(rnd, TARGETS, dt(T0), dt(when)))
+    doc.update(plan=str(plan.path), zone=plan.zone, change={"time": iso(T0), "source": "apply run 2"})
+    journal.add_round(plan.zone, number, when, doc)
+    return doc
+
+
+#: The story: 1 of 4 new; 3 of 4 (threshold reached, "stuck" stale past the old TTL);
+#: gamma times out so www drops to 2 of 3; everyone but stuck new again.
+STORY = [
+    (T0 + 10, {"alpha": "new", "evil": "old", "gamma": "old", "stuck": "old"}),
+    (T0 + 400, {"alpha": "new", "evil": "new", "gamma": "new", "stuck": "old"}),
+    (T0 + 500, {"alpha": "new", "evil": "new", "gamma": "timeout", "stuck": "old"}),
+    (T0 + 600, {"alpha": "new", "evil": "new", "gamma": "new", "stuck": "old"}),
+]
+
+
+@pytest.fixture
+def story(tmp_path):
+    plan = write_plan(tmp_path)
+    journal = Journal(tmp_path / ".cutover")
+    add_runs(journal, plan)
+    for number, (when, states) in enumerate(STORY, 1):
+        add_round(journal, plan, number, when, states)
+    yield plan, journal
+    journal.close()
+
+
+# ------------------------------------------------------------------ data
+
+
+def test_timeline_tells_the_cutover_in_order(story):
+    plan, journal = story
+    r = report.build(plan, journal, now=T0 + 700)
+    kinds = [e.kind for e in r.timeline]
+    assert kinds == ["prepare", "apply", "verify", "watch", "ttl", "threshold", "stale", "threshold", "watch",
+                     "parallel_period"]
+    times = [e.time for e in r.timeline]
+    assert times == sorted(times)
+    apply = r.timeline[1]
+    assert apply.status == "ok" and apply.time == iso(T0) and "3 of 3 changes landed" in apply.detail
+    assert f"www A {OLD} -> {NEW} (TTL 300 -> 60)" in apply.detail
+    assert "www A TTL 3600 -> 300" in r.timeline[0].detail
+    assert r.timeline[2].title == "verified at 1 of 1 nameservers (run 2)"
+    thresholds = [e for e in r.timeline if e.kind == "threshold"]
+    assert [e.round for e in thresholds] == [2, 4]  # www fell below in round 3 and came back
+    assert thresholds[0].title == f"www.{ZONE} A, mail.{ZONE} A reached the threshold"
+    stale = next(e for e in r.timeline if e.kind == "stale")
+    assert stale.round == 2 and "stuck" in stale.detail and "TTL 3000" in stale.detail
+    ttl, period = r.timeline[4], r.timeline[-1]
+    assert (ttl.status, ttl.time, ttl.title) == ("ok", iso(T0 + 300), "old TTL expired")
+    assert (period.status, period.time, period.title) == ("due", iso(T0 + 3600), "parallel period ends")
+    assert not any(e.kind == "verdict" for e in r.timeline)
+
+
+def test_series_markers_and_verdict(story):
+    plan, journal = story
+    r = report.build(plan, journal, now=T0 + 700)
+    assert [s.label for s in r.series] == [f"www.{ZONE} A", f"mail.{ZONE} A"]
+    www = r.series[0]
+    assert [p.share for p in www.points] == [0.25, 0.75, pytest.approx(2 / 3), 0.75]
+    assert [p.answering for p in www.points] == [4, 4, 3, 4]
+    assert www.reached_at == iso(T0 + 600)  # the last time it reached the threshold and stayed
+    assert [(m.kind, m.time, m.passed) for m in r.markers] == [
+        ("change", iso(T0), True), ("ttl", iso(T0 + 300), True), ("parallel_period", iso(T0 + 3600), False)]
+    assert r.verdict["retire"] is False and r.verdict["missing"] == ["parallel_period"]
+    assert (r.threshold, r.rounds, r.change_time, r.change_source) == (0.75, 4, iso(T0), "apply run 2")
+
+    later = report.build(plan, journal, now=T0 + 4000)
+    assert later.verdict["retire"] is True and later.markers[-1].passed
+    assert later.timeline[-1].kind == "parallel_period" and later.timeline[-1].status == "ok"
+
+
+def test_a_round_nobody_answered_is_a_gap_not_zero(story):
+    plan, journal = story
+    add_round(journal, plan, 5, T0 + 700, {name: "timeout" for name in RESOLVERS})
+    www = report.build(plan, journal, now=T0 + 800).series[0]
+    assert www.points[-1].share is None and www.points[-1].answering == 0
+    assert www.reached_at is None
+
+
+def test_resolver_rows_last_state_first_new_and_stale(story):
+    plan, journal = story
+    rows = {(row.resolver, row.record): row for row in report.build(plan, journal, now=T0 + 700).resolvers}
+    assert len(rows) == 8
+    alpha = rows[("alpha", f"www.{ZONE} A")]
+    assert (alpha.state, alpha.ttl, alpha.first_new, alpha.operator, alpha.country) == ("new", 60, iso(T0 + 10), "Alpha DNS", "DE")
+    gamma = rows[("gamma", f"www.{ZONE} A")]
+    assert gamma.state == "new" and gamma.first_new == iso(T0 + 400)  # the timeout in between does not reset it
+    stuck = rows[("stuck", f"mail.{ZONE} A")]
+    assert (stuck.state, stuck.ttl, stuck.first_new, stuck.stale) == ("old", 3000, None, True)
+    assert rows[(EVIL, f"www.{ZONE} A")].address == "192.0.2.2"
+
+
+def test_nothing_journalled_yet(tmp_path):
+    plan = write_plan(tmp_path)
+    with_journal = Journal(tmp_path / ".cutover")
+    try:
+        r = report.build(plan, with_journal, now=T0)
+    finally:
+        with_journal.close()
+    assert (r.timeline, r.series, r.markers, r.resolvers, r.verdict) == ((), (), (), (), None)
+    page = report_html.render([r], now=T0)
+    assert 'data-retire="unknown"' in page and "No watch rounds yet" in page
+
+
+# ------------------------------------------------------------------ page
+
+
+class Elements(HTMLParser):
+    """Every start tag with its attributes, and the page's text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def find(self, tag: str | None = None, **attrs) -> list[dict]:
+        return [a for t, a in self.tags if (tag is None or t == tag)
+                and all(a.get(k.replace("_", "-")) == v for k, v in attrs.items())]
+
+
+def parse(page: str) -> Elements:
+    p = Elements()
+    p.feed(page)
+    return p
+
+
+def test_page_is_self_contained_and_escapes_everything(story):
+    plan, journal = story
+    page = report_html.render([report.build(plan, journal, now=T0 + 700)], now=T0 + 700)
+    dom = parse(page)
+    assert not dom.find("img") and not dom.find("script") and not dom.find("link") and not dom.find("iframe")
+    assert not re.search(r"(src|href)\s*=\s*\"(?!#)", page), "no external reference of any kind"
+    assert "http://" not in page and "https://" not in page and "@import" not in page and "url(" not in page
+    text = "".join(dom.text)
+    assert EVIL in text and "Evil & <Co>" in text and '"<script>alert(2)</script>"' in text
+    assert "<b>clamped</b> by cache-min-ttl" in text and "<b>" not in page
+    assert dom.find("tr", data_resolver=EVIL)
+
+
+def test_page_structure_carries_the_data(story):
+    plan, journal = story
+    r = report.build(plan, journal, now=T0 + 700)
+    dom = parse(report_html.render([r], now=T0 + 700))
+    section = dom.find("section", data_zone=ZONE)
+    assert len(section) == 1 and section[0]["id"] == "zone-1"
+    assert [a["data-kind"] for a in dom.find("li") if "data-kind" in a] == [e.kind for e in r.timeline]
+    series = dom.find("g", **{"class": "series"})
+    assert [(s["data-record"], s["data-points"]) for s in series] == [(f"www.{ZONE} A", "4"), (f"mail.{ZONE} A", "4")]
+    assert len(dom.find("circle")) == 8 and len(dom.find("polyline")) == 2
+    assert dom.find("g", data_threshold="0.75")
+    markers = {m["data-marker"]: m for m in dom.find("g") if "data-marker" in m}
+    assert markers["ttl"]["data-passed"] == "true" and markers["parallel_period"].get("data-offchart") == "true"
+    verdict = dom.find("div", id="verdict-1")[0]
+    assert verdict["data-retire"] == "false" and verdict["data-missing"] == "parallel_period"
+    conditions = {c["data-condition"]: c["data-met"] for c in dom.find("li") if "data-condition" in c}
+    assert conditions == {"propagation": "true", "ttl": "true", "parallel_period": "false"}
+    stale_rows = [t for t in dom.find("tr") if t.get("data-stale") == "true"]
+    assert {t["data-resolver"] for t in stale_rows} == {"stuck"}
+
+
+def test_several_zones_one_section_each(tmp_path, story):
+    plan, journal = story
+    other = write_plan(tmp_path, "other.test.", "other.yaml")
+    reports = [report.build(plan, journal, now=T0 + 700), report.build(other, journal, now=T0 + 700)]
+    dom = parse(report_html.render(reports + [{"zone": "broken.test.", "plan": "b.yaml", "error": "<locked>"}], now=T0))
+    assert [s["data-zone"] for s in dom.find("section")] == [ZONE, "other.test.", "broken.test."]
+    assert [v["data-retire"] for v in dom.find("div") if "data-retire" in v] == ["false", "unknown"]
+    assert "No report: <locked>" in "".join(dom.text)
+
+
+# ------------------------------------------------------------------ CLI and status
+
+
+def test_cli_report_html_and_json(story, capsys, tmp_path):
+    plan, _ = story
+    out = tmp_path / "out" / "report.html"
+    out.parent.mkdir()
+    assert cli.main(["report", str(plan.path), "-o", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and f'data-zone="{ZONE}"' in page
+    assert not list(out.parent.glob(".*partial"))
+
+    assert cli.main(["report", str(plan.path), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    zone = doc["plans"][0]
+    assert zone["zone"] == ZONE and zone["rounds"] == 4 and len(zone["series"]) == 2
+    assert [e["kind"] for e in zone["timeline"]][:3] == ["prepare", "apply", "verify"]
+    assert {row["resolver"] for row in zone["resolvers"]} == {"alpha", EVIL, "gamma", "stuck"}
+
+
+def test_status_text_shows_the_report_facts(story):
+    plan, journal = story
+    doc = monitor.status(plan, journal)
+    r = report.build(plan, journal, now=T0 + 700)
+    doc["timeline"] = [e.__dict__ for e in report.milestones(r)]
+    doc["verdict"] = r.verdict  # status judges at the real clock; the story is set in 2023
+    text = render.status_text(doc)
+    assert f"change: {iso(T0)} (apply run 2)" in text
+    assert f"www.{ZONE} A: new 3 old 1 other 0 error 0 (75% new)  [reached 75%]" in text
+    assert "not new: stuck old TTL 3000 STALE" in text
+    assert f"{iso(T0 + 300)}  old TTL expired" in text and "stale resolvers found" in text
+    assert "parallel period ends  (due)" in text
+    assert "[ ] parallel_period" in text
+
+
+def test_a_long_watch_stays_a_small_page():
+    """A week of rounds: equal shares are thinned to the line's corners, which keep their dots."""
+    points = tuple(report.Point(n, iso(T0 + 30 * n), 0.5 if n < 10_000 else 1.0, 2 if n < 10_000 else 4, 4)
+                   for n in range(1, 20_001))
+    r = report.ZoneReport(ZONE, "plan.yaml", iso(T0 + 700_000), 1.0, 7 * 86400, iso(T0), "apply run 1", len(points),
+                          points[0].time, points[-1].time, (), (report.Series(*WWW, "www A", points, points[10_000].time),),
+                          (), (), None)
+    page = report_html.render([r], now=T0 + 700_000)
+    assert len(page) < 60_000
+    dom = parse(page)
+    assert dom.find("g", data_points="20000")
+    line = dom.find("polyline")[0]["points"].split()
+    assert len(line) == 4  # start, last at 50%, first at 100%, end
+    assert [c["data-round"] for c in dom.find("circle")] == ["1", "9999", "10000", "20000"]
+
+
+def test_a_noisy_long_watch_draws_the_line_without_dots():
+    points = tuple(report.Point(n, iso(T0 + 30 * n), 0.5 + 0.1 * (n % 2), 2, 4) for n in range(1, 1001))
+    r = report.ZoneReport(ZONE, "plan.yaml", iso(T0 + 40_000), 1.0, 7 * 86400, iso(T0), "apply run 1", len(points),
+                          points[0].time, points[-1].time, (), (report.Series(*WWW, "www A", points, None),), (), (), None)
+    dom = parse(report_html.render([r], now=T0 + 40_000))
+    assert not dom.find("circle") and len(dom.find("polyline")[0]["points"].split()) == 1000
