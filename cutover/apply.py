@@ -155,6 +155,8 @@ def apply(ctx: Context, *, force: bool = False, verify_after: bool = True, confi
         return _finish_previous(ctx, live, notes, verify_after)
     refusals = _guards(ctx, zdiff, live, size)
     forced = _check(refusals, force, plan)
+    if size is None:
+        notes.append(f"safety share not checked: the {plan.provider.type} provider cannot list the whole zone")
     if not confirm(zdiff):
         raise UsageError(f"{plan.path}: not confirmed; nothing was changed")
     return _execute(ctx, "apply", zdiff.changes, live, verify_after=verify_after, forced=forced, notes=notes)
