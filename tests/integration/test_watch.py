@@ -104,6 +104,19 @@ def test_unbound_moves_from_old_to_new_when_the_ttl_runs_out_and_a_floored_cache
                   parallel_period=0, now=rnd.time).retire
 
 
+def test_a_stopped_resolver_is_reported_unreachable_and_left_out_of_the_share(fakenet, unbound_server):
+    auth = fakenet.add(authoritative=True, records={("www", "A"): (TTL, ["203.0.113.10"])})
+    alive = unbound_server(ZONE, auth.port)
+    stopped = unbound_server(ZONE, auth.port)
+    stopped.stop()
+    resolvers = [Resolver("127.0.0.1", alive.port, name="alive"), Resolver("127.0.0.1", stopped.port, name="stopped")]
+    answers, _ = run([UPDATE], resolvers, timeout=0.5)
+    assert states(answers, resolvers[0]) == {UPDATE.key: "new"}
+    assert states(answers, resolvers[1])[UPDATE.key] in ("timeout", "refused", "error")
+    [summary] = summarise(Round(1, utcnow(), tuple(answers)), [UPDATE])
+    assert summary.error == 1 and summary.answering == 1 and summary.share == 1.0
+
+
 # --------------------------------------------------------------------------- (b) broken and hostile servers
 
 
