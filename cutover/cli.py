@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import sys
 import time
@@ -394,11 +395,23 @@ def _terminate(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
+def _more_open_files() -> None:
+    """A watch round holds one socket per query in flight; allow as many as the system lets us."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            pass  # the pool then stays within the soft limit, as watch.py already ensures
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     out = Output(json=args.format == "json")
     signal.signal(signal.SIGTERM, _terminate)
+    _more_open_files()
     try:
         return int(args.handler(args, out))
     except CutoverError as exc:

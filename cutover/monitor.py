@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Iterator, Mapping, MutableSequence, Sequence
+from typing import Any, Callable, Iterator, Mapping, MutableSequence, Sequence
 
 from cutover import resolvers as resolvers_mod
 from cutover import verify
@@ -23,7 +23,17 @@ from cutover.records import RecordKey, RecordSet
 from cutover.resolvers import Resolver
 from cutover.verdict import Verdict, decide, stale_resolvers
 from cutover.times import iso
-from cutover.watch import RecordSummary, Round, Target, authoritative_all_new, query_round, round_document, summarise
+from cutover.watch import (
+    CONCURRENCY,
+    Answer,
+    RecordSummary,
+    Round,
+    Target,
+    authoritative_all_new,
+    query_round,
+    round_document,
+    summarise,
+)
 
 
 @dataclass(frozen=True)
@@ -104,14 +114,22 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc)
 
 
-def run_round(s: Setup, journal: Journal, *, now: float | None = None) -> tuple[Setup, dict[str, Any]]:
-    """One round: ask everyone, judge, journal. Returns the (possibly newly dated) setup and the document."""
-    started = time.time() if now is None else now
-    answers = asyncio.run(query_round(s.targets, s.resolvers, timeout=s.plan.watch.timeout))
+async def ask_all(setups: Sequence[Setup]) -> list[list[Answer]]:
+    """One round for every plan at once, sharing the query budget between them, so that
+    watching ten zones costs about the slowest resolver's time, not ten rounds."""
+    share = max(1, CONCURRENCY // max(1, len(setups)))
+    return list(await asyncio.gather(*(
+        query_round(s.targets, s.resolvers, timeout=s.plan.watch.timeout, concurrency=share) for s in setups
+    )))
+
+
+def record_round(s: Setup, journal: Journal, answers: Sequence[Answer], started: float) -> tuple[Setup, dict[str, Any]]:
+    """Judge one plan's answers and journal the round. Returns the (possibly newly dated)
+    setup and the round's document."""
     number = journal.round_count(s.plan.zone) + 1
     rnd = Round(number, _dt(started), tuple(answers))
     if s.change_time is None and authoritative_all_new(rnd, s.targets):
-        s = Setup(s.plan, s.targets, s.resolvers, started, f"observed at the authoritative servers in round {number}")
+        s = replace(s, change_time=started, change_source=f"observed at the authoritative servers in round {number}")
     verdict = judge(s, summarise(rnd, s.targets), started)
     stale = stale_resolvers(rnd, s.targets, _dt(s.change_time) if s.change_time else None, _dt(started))
     doc = round_document(rnd, s.targets, verdict, stale=stale)
@@ -123,13 +141,15 @@ def run_round(s: Setup, journal: Journal, *, now: float | None = None) -> tuple[
 
 
 def rounds(watches: MutableSequence[tuple[Setup, Journal]], *, once: bool = False,
-           sleep=time.sleep) -> Iterator[dict[str, Any]]:
+           sleep: Callable[[float], None] = time.sleep) -> Iterator[dict[str, Any]]:
     """Round after round over every plan, until all verdicts say retire (or one round with ``once``)."""
     interval = min(s.plan.watch.interval for s, _ in watches)
     while True:
+        started = time.time()
+        answers = asyncio.run(ask_all([s for s, _ in watches]))
         done = []
-        for i, (setup_, journal) in enumerate(watches):
-            setup_, doc = run_round(setup_, journal)
+        for i, ((setup_, journal), found) in enumerate(zip(list(watches), answers)):
+            setup_, doc = record_round(setup_, journal, found, started)
             watches[i] = (setup_, journal)
             done.append(doc["verdict"]["retire"])
             yield doc

@@ -37,7 +37,9 @@ from cutover.records import (
     rdtype_of,
 )
 
-MAX_PLAN_BYTES = 1024 * 1024
+#: Large enough for a plan of about 180,000 record sets (an export of a big zone), small
+#: enough that a wrong file (a log, a dump) is refused before it is read.
+MAX_PLAN_BYTES = 16 * 1024 * 1024
 DEFAULT_TTL = 300
 
 TOP_KEYS = ("version", "zone", "provider", "records", "prepare", "watch", "retire", "verify", "safety")
@@ -239,7 +241,7 @@ def read_yaml(path: Path) -> Any:
     try:
         size = path.stat().st_size
         if size > MAX_PLAN_BYTES:
-            raise PlanError(source, [Problem("", f"file is {size / 1e6:.1f} MB; a plan is at most 1 MiB")])
+            raise PlanError(source, [Problem("", f"file is {size / 1e6:.1f} MB; a plan is at most {MAX_PLAN_BYTES // 2**20} MiB")])
         text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise PlanError(source, [Problem("", "no such file")]) from None

@@ -9,6 +9,7 @@ from a plan compare equal exactly when the DNS would consider them equal.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Literal
 
 import dns.exception
@@ -84,6 +85,7 @@ def canonical_rdata(rd: dns.rdata.Rdata) -> str:
     return canon.to_text()
 
 
+@lru_cache(maxsize=65536)
 def normalise_value(rdtype: str, text: str, origin: str | None = None) -> str:
     """Canonical text of a presentation-format value; raises ``ValueError`` with the reason."""
     try:

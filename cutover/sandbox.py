@@ -59,7 +59,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
-from cutover.records import Change, RecordKey, RecordSet, parse_rdata
+from cutover.records import Change, RecordKey, RecordSet, canonical_rdata, parse_rdata
 from cutover.resolvers import Resolver
 
 IN = dns.rdataclass.IN
@@ -109,9 +109,11 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
 
 
 def record_set(name: dns.name.Name, rdataset: dns.rdataset.Rdataset) -> RecordSet:
-    """A ``RecordSet`` from zone data (names in a store's zones are absolute)."""
-    return RecordSet.build(
-        name.to_text(), dns.rdatatype.to_text(rdataset.rdtype), rdataset.ttl, [rd.to_text() for rd in rdataset]
+    """A ``RecordSet`` from zone data (names in a store's zones are absolute). The rdata are
+    already parsed, so they are canonicalised directly rather than printed and parsed again."""
+    return RecordSet(
+        name.to_text().lower(), dns.rdatatype.to_text(rdataset.rdtype), rdataset.ttl,
+        tuple(sorted({canonical_rdata(rd) for rd in rdataset})),
     )
 
 

@@ -15,6 +15,7 @@ the round has a hard deadline that no silent resolver can stretch.
 from __future__ import annotations
 
 import asyncio
+import copy
 import ipaddress
 import socket
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import dns.asyncbackend
 import dns.asyncquery
+import dns.entropy
 import dns.exception
 import dns.flags
 import dns.inet
@@ -53,6 +55,12 @@ PAYLOAD = 1232
 #: Extra time a round may take beyond its queries' own timeouts (task start-up, TCP fallback).
 ROUND_SLACK = 0.5
 MAX_CNAME_CHAIN = 16
+#: Queries in flight at once (each holds a UDP socket; capped by the open-files limit).
+#: Pairs are issued target by target, so one resolver sees about this / len(resolvers).
+CONCURRENCY = 1024
+#: Deadline allowance per query in a round: one exchange costs 0.4-0.6 ms of CPU on a
+#: 2-core machine (benchmarks/README.md), which leaves room for a busy or slower one.
+CPU_PER_QUERY = 0.002
 
 #: Answers by which filtering services say "blocked" instead of the real data:
 #: the null routes, and Cisco OpenDNS's documented block-page addresses.
@@ -201,9 +209,12 @@ def classify(target: Target, rcode: int, values: Sequence[str], filtering: bool)
 # --------------------------------------------------------------------------- one round
 
 
-def round_deadline(timeout: float, retries: int) -> float:
-    """Seconds a whole round may take: every attempt's timeout plus a little slack."""
-    return timeout * (retries + 1) + ROUND_SLACK
+def round_deadline(timeout: float, retries: int, queries: int = 0) -> float:
+    """Seconds a whole round may take: every attempt's timeout, a little slack, and a CPU
+    allowance per query, so that a big round (thousands of names times fifty resolvers)
+    is not cut off while healthy queries still wait for a slot. The bound depends only on
+    the round's size, never on how resolvers behave: a silent one still cannot stretch it."""
+    return timeout * (retries + 1) + ROUND_SLACK + queries * CPU_PER_QUERY
 
 
 async def query_round(
@@ -212,32 +223,45 @@ async def query_round(
     *,
     timeout: float,
     retries: int = 1,
-    concurrency: int = 256,
+    concurrency: int = CONCURRENCY,
 ) -> list[Answer]:
     """Ask every resolver about every target, concurrently; one answer per pair.
 
-    Answers come back in (resolver, target) order. Pairs still unanswered at the round's
-    hard deadline are cancelled and reported as ``timeout``.
+    A fixed pool of workers takes the pairs in turn, so a round of half a million pairs
+    holds ``concurrency`` tasks, not half a million (cancelling that many tasks queued on
+    a semaphore is quadratic in asyncio). Pairs are taken target by target, so each
+    resolver sees about ``concurrency / len(resolvers)`` queries at once rather than
+    the whole window. Answers come back in (resolver, target) order. Pairs still
+    unanswered at the round's hard deadline are reported as ``timeout``.
     """
     if timeout <= 0:
         raise ValueError("timeout must be positive")
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + round_deadline(timeout, retries)
-    gate = asyncio.Semaphore(max(1, min(concurrency, _socket_budget())))
     pairs = [(t, r) for r in resolvers for t in targets]
+    deadline = loop.time() + round_deadline(timeout, retries, len(pairs))
+    answers: list[Answer | None] = [None] * len(pairs)
+    started = bytearray(len(pairs))
+    count = len(targets)
+    order = (r * count + t for t in range(count) for r in range(len(resolvers)))
+    templates: dict[tuple[Target, bool], tuple[dns.message.Message, bytes]] = {}
 
-    async def bounded(target: Target, resolver: Resolver) -> Answer:
-        async with gate:
-            return await _ask(target, resolver, timeout=timeout, retries=retries, deadline=deadline)
+    async def worker() -> None:
+        for i in order:  # one shared iterator: each worker takes the next pair
+            target, resolver = pairs[i]
+            started[i] = 1
+            try:
+                answers[i] = await _ask(target, resolver, timeout=timeout, retries=retries, deadline=deadline, templates=templates)
+            except Exception as exc:  # a bug or an OS surprise: report it on this pair, keep the round
+                answers[i] = Answer(resolver, target.key, "error", None, (), f"unexpected failure: {type(exc).__name__}: {exc}")
 
-    tasks = [asyncio.ensure_future(bounded(t, r)) for t, r in pairs]
-    if not tasks:
-        return []
-    _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    return [_outcome(task, t, r) for task, (t, r) in zip(tasks, pairs)]
+    size = min(len(pairs), max(1, min(concurrency, _socket_budget())))
+    workers = [asyncio.ensure_future(worker()) for _ in range(size)]
+    if workers:
+        _, pending = await asyncio.wait(workers, timeout=max(0.0, deadline - loop.time()))
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    return [a if a is not None else _late(t, r, bool(s)) for a, (t, r), s in zip(answers, pairs, started)]
 
 
 def _socket_budget() -> int:
@@ -252,13 +276,10 @@ def _socket_budget() -> int:
     return max(8, soft - 128)
 
 
-def _outcome(task: asyncio.Future, target: Target, resolver: Resolver) -> Answer:
-    if task.cancelled():
+def _late(target: Target, resolver: Resolver, started: bool) -> Answer:
+    if started:
         return Answer(resolver, target.key, "timeout", None, (), "no answer before the round's deadline")
-    exc = task.exception()
-    if exc is not None:  # a bug or an OS surprise: report it on this pair, keep the round
-        return Answer(resolver, target.key, "error", None, (), f"unexpected failure: {type(exc).__name__}: {exc}")
-    return task.result()
+    return Answer(resolver, target.key, "timeout", None, (), "the round's deadline passed before this query could be sent")
 
 
 class _Failed(Exception):
@@ -270,31 +291,48 @@ class _Failed(Exception):
         self.detail = detail
 
 
-async def _ask(target: Target, resolver: Resolver, *, timeout: float, retries: int, deadline: float) -> Answer:
+async def _ask(
+    target: Target, resolver: Resolver, *, timeout: float, retries: int, deadline: float,
+    templates: dict[tuple[Target, bool], tuple[dns.message.Message, bytes]] | None = None,
+) -> Answer:
     loop = asyncio.get_running_loop()
     start = loop.time()
     if start >= deadline:
         return Answer(resolver, target.key, "timeout", None, (), "the round's deadline passed before this query could be sent")
-    query = _make_query(target, resolver)
+    query, wire = _make_query(target, resolver, {} if templates is None else templates)
     try:
-        response, via = await _exchange(query, resolver, timeout=timeout, retries=retries, deadline=deadline)
+        response, via = await _exchange(query, wire, resolver, timeout=timeout, retries=retries, deadline=deadline)
     except _Failed as failed:
         return Answer(resolver, target.key, failed.state, None, (), failed.detail, loop.time() - start)
     return read_response(target, resolver, response, via=via, elapsed=loop.time() - start)
 
 
-def _make_query(target: Target, resolver: Resolver) -> dns.message.Message:
-    query = dns.message.make_query(target.name, target.type, use_edns=0, payload=PAYLOAD)
-    if resolver.group == AUTHORITATIVE:
-        query.flags &= ~dns.flags.RD  # ask the server what it holds, not what it can find
-    return query
+def _make_query(
+    target: Target, resolver: Resolver, templates: dict[tuple[Target, bool], tuple[dns.message.Message, bytes]]
+) -> tuple[dns.message.Message, bytes]:
+    """The query and its wire form, with a fresh random id.
+
+    Building and rendering a message costs more than the rest of an exchange; the same
+    question goes to every resolver, so it is built once per round and only the id is
+    new for each pair (a shallow copy: the question section is shared, never changed).
+    """
+    recursive = resolver.group != AUTHORITATIVE
+    template = templates.get((target, recursive))
+    if template is None:
+        built = dns.message.make_query(target.name, target.type, use_edns=0, payload=PAYLOAD)
+        if not recursive:
+            built.flags &= ~dns.flags.RD  # ask the server what it holds, not what it can find
+        template = templates[(target, recursive)] = (built, built.to_wire())
+    query = copy.copy(template[0])
+    query.id = dns.entropy.random_16()
+    return query, query.id.to_bytes(2, "big") + template[1][2:]
 
 
 async def _exchange(
-    query: dns.message.Message, resolver: Resolver, *, timeout: float, retries: int, deadline: float
+    query: dns.message.Message, wire: bytes, resolver: Resolver, *, timeout: float, retries: int, deadline: float
 ) -> tuple[dns.message.Message, str]:
     """UDP with retransmission; TCP when the UDP answer is truncated."""
-    response = await _udp(query, resolver, timeout=timeout, retries=retries, deadline=deadline)
+    response = await _udp(query, wire, resolver, timeout=timeout, retries=retries, deadline=deadline)
     if not response.flags & dns.flags.TC:
         return response, "udp"
     remaining = min(timeout, deadline - asyncio.get_running_loop().time())
@@ -312,7 +350,7 @@ async def _exchange(
 
 
 async def _udp(
-    query: dns.message.Message, resolver: Resolver, *, timeout: float, retries: int, deadline: float
+    query: dns.message.Message, wire: bytes, resolver: Resolver, *, timeout: float, retries: int, deadline: float
 ) -> dns.message.Message:
     """Send the query, retransmit the same bytes on the same socket after each timeout.
 
@@ -323,7 +361,6 @@ async def _udp(
     reported as ``malformed`` if nothing valid follows.
     """
     loop = asyncio.get_running_loop()
-    wire = query.to_wire()
     af = dns.inet.af_for_address(resolver.address)
     destination = dns.inet.low_level_address_tuple((resolver.address, resolver.port), af)
     backend = dns.asyncbackend.get_default_backend()
@@ -373,6 +410,8 @@ async def _udp(
 
 def _same_endpoint(source: Any, resolver: Resolver) -> bool:
     try:
+        if source[0] == resolver.address and source[1] == resolver.port:
+            return True  # the usual case, without parsing two addresses per packet
         return ipaddress.ip_address(source[0]) == ipaddress.ip_address(resolver.address) and int(source[1]) == resolver.port
     except (ValueError, TypeError, IndexError):
         return False

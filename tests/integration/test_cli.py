@@ -193,3 +193,22 @@ def test_change_made_outside_cutover_is_dated_at_the_authoritative_servers(tmp_p
     later = json.loads(run("watch", str(plan), "--once", "--format", "json", cwd=tmp_path).stdout)
     assert later["change"]["time"] == seen["time"]  # dated once, by the first round that saw it
     assert later["verdict"]["retire"] is True
+
+
+def test_one_watch_over_several_plans_shares_each_round(tmp_path, sandbox):
+    first = write_plan(tmp_path, sandbox)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    with Sandbox(other_dir / "zone", "blog.example.", [RecordSet.build("www.blog.example.", "A", 2, [OLD])],
+                 resolvers=[ResolverSpec("slow", delay=0.3)]) as blog:
+        doc = yaml.safe_load(write_plan(other_dir, blog).read_text())
+        doc["zone"] = "blog.example."
+        doc["records"] = [{"name": "www", "type": "A", "ttl": 1, "from": [OLD], "to": [NEW]}]
+        second = other_dir / "plan.yaml"
+        second.write_text(yaml.safe_dump(doc))
+        result = run("watch", str(first), str(second), "--once", "--format", "json", "--state", str(tmp_path / "st"), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    docs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [d["zone"] for d in docs] == [ZONE, "blog.example."]
+    assert docs[0]["time"] == docs[1]["time"]  # one round over both plans' records
+    assert docs[1]["records"][0]["counts"]["old"] == 1  # the slow resolver answered within the shared round
