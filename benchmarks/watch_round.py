@@ -76,16 +76,21 @@ def _round_kwargs(concurrency: int | None) -> dict:
 
 
 def worker_round(args: argparse.Namespace) -> dict:
-    """One round, as ``cutover watch --once`` runs it (``asyncio.run(query_round(...))``)."""
-    from cutover.watch import query_round
+    """One round, as ``cutover watch --once`` runs it: ``run_round``, which splits a big
+    round over the cores (``--processes 1`` forces the single-process ``query_round``)."""
+    from cutover.watch import query_round, run_round
 
     fds = _bench.allow_open_files(65536)
     targets, resolvers = _targets(args.size), _resolvers(json.loads(args.endpoints))
     kw = _round_kwargs(args.concurrency)
     rss0 = _bench.rss_mib()
+    if args.processes == 1 or args.concurrency:
+        one_round = lambda: asyncio.run(query_round(targets, resolvers, **kw))  # noqa: E731
+    else:
+        one_round = lambda: run_round(targets, resolvers, processes=args.processes, **kw)  # noqa: E731
     if args.profile:
-        return _profiled(lambda: asyncio.run(query_round(targets, resolvers, **kw)), f"watch_round_{args.size}")
-    sample = _bench.measure(lambda: asyncio.run(query_round(targets, resolvers, **kw)))
+        return _profiled(one_round, f"watch_round_{args.size}")
+    sample = _bench.measure(one_round)
     answers = sample.result
     states: dict[str, int] = {}
     for a in answers:
@@ -103,6 +108,7 @@ def worker_round(args: argparse.Namespace) -> dict:
         "deadline_timeouts": deadline_hits,
         "open_files_limit": fds,
         "concurrency": kw.get("concurrency", "default"),
+        "processes": args.processes or "auto",
     }
 
 
@@ -259,6 +265,7 @@ def main() -> None:
     parser.add_argument("--endpoints", default="[]")
     parser.add_argument("--trace", action="store_true")
     parser.add_argument("--profile", action="store_true", help="with --worker round: pyinstrument report in results/")
+    parser.add_argument("--processes", type=int, default=None, help="run_round processes (default: its own choice; 1 = one process)")
     args = parser.parse_args()
     if args.worker:
         args.concurrency = int(args.concurrency) if args.concurrency else None
@@ -290,6 +297,7 @@ def run(args: argparse.Namespace) -> None:
                 for size in sizes:
                     sent0, fleet_cpu0 = sum(fleet.queries()), fleet.cpu_seconds()
                     extra = ["--concurrency", concurrency] if concurrency else []
+                    extra += ["--processes", str(args.processes)] if args.processes else []
                     row = _worker("round", size, endpoints, *extra)
                     row["packets"] = sum(fleet.queries()) - sent0
                     row["fleet_cpu_s"] = fleet.cpu_seconds() - fleet_cpu0

@@ -103,17 +103,29 @@ class Failure:
         return {"plan": str(self.plan.path), "zone": self.plan.zone, "error": self.message, "exit_code": self.exit_code}
 
 
+def explain(exc: Exception) -> tuple[str, int]:
+    """The one-line message and exit code for any failure: ours, the network's, or a bug."""
+    if isinstance(exc, CutoverError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, (OSError, dns.exception.DNSException)):
+        return f"network or system failure: {type(exc).__name__}: {exc}", ProviderError.exit_code
+    if os.environ.get("CUTOVER_DEBUG"):
+        traceback.print_exception(exc)
+    return f"unexpected error: {type(exc).__name__}: {exc} (CUTOVER_DEBUG=1 shows the traceback)", ProviderError.exit_code
+
+
 def per_plan(plans: Sequence[planmod.Plan], out: Output, fn: Callable[[planmod.Plan], Any]) -> tuple[list[Any], int]:
-    """Run ``fn`` for each plan; one zone failing does not stop or corrupt the others."""
+    """Run ``fn`` for each plan; one zone failing, whatever the failure, does not stop the others."""
     results: list[Any] = []
     worst = 0
     for plan in plans:
         try:
             results.append(fn(plan))
-        except CutoverError as exc:
-            out.error(str(exc))
-            results.append(Failure(plan, str(exc), exc.exit_code))
-            worst = max(worst, exc.exit_code)
+        except Exception as exc:  # noqa: BLE001 - each zone is its own unit; explain() keeps bugs visible
+            message, code = explain(exc)
+            out.error(message)
+            results.append(Failure(plan, message, code))
+            worst = max(worst, code)
     return results, worst
 
 
@@ -414,17 +426,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _more_open_files()
     try:
         return int(args.handler(args, out))
-    except CutoverError as exc:
-        out.error(str(exc))
-        return exc.exit_code
     except (KeyboardInterrupt, Terminated) as exc:
         out.error("interrupted; the journal records how far the run got (see `cutover status`)")
         return 143 if isinstance(exc, Terminated) else 130
-    except (OSError, dns.exception.DNSException) as exc:
-        out.error(f"network or system failure: {type(exc).__name__}: {exc}")
-        return ProviderError.exit_code
-    except Exception as exc:  # a bug: say so in one line, keep the traceback for those who ask
-        if os.environ.get("CUTOVER_DEBUG"):
-            traceback.print_exc()
-        out.error(f"unexpected error: {type(exc).__name__}: {exc} (CUTOVER_DEBUG=1 shows the traceback)")
-        return ProviderError.exit_code
+    except Exception as exc:  # noqa: BLE001 - one line for the operator, never a traceback by default
+        message, code = explain(exc)
+        out.error(message)
+        return code

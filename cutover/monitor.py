@@ -9,6 +9,7 @@ the rounds, dates the change, and journals every round.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -25,6 +26,7 @@ from cutover.verdict import Verdict, decide, stale_resolvers
 from cutover.times import iso
 from cutover.watch import (
     CONCURRENCY,
+    PARALLEL_FROM,
     Answer,
     RecordSummary,
     Round,
@@ -32,6 +34,7 @@ from cutover.watch import (
     authoritative_all_new,
     query_round,
     round_document,
+    run_round,
     summarise,
 )
 
@@ -114,9 +117,16 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc)
 
 
-async def ask_all(setups: Sequence[Setup]) -> list[list[Answer]]:
-    """One round for every plan at once, sharing the query budget between them, so that
-    watching ten zones costs about the slowest resolver's time, not ten rounds."""
+def ask_all(setups: Sequence[Setup]) -> list[list[Answer]]:
+    """One round for every plan at once. Small rounds share one event loop and the query
+    budget, so watching ten zones costs about the slowest resolver's time, not ten rounds;
+    big ones (CPU-bound) take every core, plan after plan."""
+    if sum(len(s.targets) * len(s.resolvers) for s in setups) >= PARALLEL_FROM:
+        return [run_round(s.targets, s.resolvers, timeout=s.plan.watch.timeout, processes=os.cpu_count()) for s in setups]
+    return asyncio.run(_gather(setups))
+
+
+async def _gather(setups: Sequence[Setup]) -> list[list[Answer]]:
     share = max(1, CONCURRENCY // max(1, len(setups)))
     return list(await asyncio.gather(*(
         query_round(s.targets, s.resolvers, timeout=s.plan.watch.timeout, concurrency=share) for s in setups
@@ -146,7 +156,7 @@ def rounds(watches: MutableSequence[tuple[Setup, Journal]], *, once: bool = Fals
     interval = min(s.plan.watch.interval for s, _ in watches)
     while True:
         started = time.time()
-        answers = asyncio.run(ask_all([s for s, _ in watches]))
+        answers = ask_all([s for s, _ in watches])
         done = []
         for i, ((setup_, journal), found) in enumerate(zip(list(watches), answers)):
             setup_, doc = record_round(setup_, journal, found, started)

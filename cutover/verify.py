@@ -8,7 +8,6 @@ the time is up, and never waits on an unreachable server forever.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
@@ -18,7 +17,7 @@ import dns.resolver
 
 from cutover.records import Change, RecordKey, RecordSet
 from cutover.resolvers import Resolver, parse_address
-from cutover.watch import Answer, Target, query_round
+from cutover.watch import Answer, Target, run_round
 
 DEFAULT_NEGATIVE_TTL = 3600
 
@@ -94,7 +93,7 @@ def poll(
     """Ask every server until each serves every target's new data, or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while True:
-        answers = asyncio.run(query_round(wanted, servers, timeout=query_timeout, retries=1))
+        answers = run_round(wanted, servers, timeout=query_timeout, retries=1)
         results = _per_server(answers, servers)
         pending = [r for r in results if r.state != "new"]
         if not pending or time.monotonic() + interval > deadline:

@@ -17,7 +17,7 @@ import pytest
 
 from cutover.resolvers import Resolver
 from cutover.verdict import decide, stale_resolvers
-from cutover.watch import Round, Target, authoritative_all_new, query_round, round_deadline, summarise
+from cutover.watch import Round, Target, authoritative_all_new, query_round, round_deadline, run_round, summarise
 from tests.integration.servers.dnsfake import DECOY, fakenet, fleet  # noqa: F401 (fixture)
 from tests.integration.servers.unbound import unbound_server  # noqa: F401 (fixture)
 
@@ -232,3 +232,16 @@ def test_fifty_resolvers_times_twenty_names_cost_about_one_delay():
         assert len(answers) == 1000 and {a.state for a in answers} == {"new"}
         assert sum(servers.queries()) == 1000, "no query needed a retry"
     assert elapsed < 5 * delay, f"round took {elapsed:.2f}s for a {delay}s resolver delay"
+
+
+def test_a_round_split_over_processes_gives_the_same_answers_in_the_same_order():
+    names = [f"host{i}" for i in range(6)]
+    records = {(n, "A"): (300, [f"203.0.113.{i + 1}"]) for i, n in enumerate(names)}
+    records[("host5", "A")] = (300, ["198.51.100.99"])  # one record the resolvers disagree on
+    targets = [Target((f"{n}.example.com.", "A"), (f"203.0.113.{i + 1}",), ("192.0.2.1",), 300) for i, n in enumerate(names)]
+    with fleet(5, records, delay=0.05) as servers:
+        resolvers = [Resolver("127.0.0.1", port, name=f"fake{i}") for i, port in enumerate(servers.ports)]
+        together = asyncio.run(query_round(targets, resolvers, timeout=2.0))
+        split = run_round(targets, resolvers, timeout=2.0, processes=2)
+    assert [(a.resolver, a.key, a.state) for a in split] == [(a.resolver, a.key, a.state) for a in together]
+    assert {a.state for a in split} == {"new", "other"}
