@@ -15,7 +15,7 @@ from typing import Callable, Mapping, Sequence
 from cutover import diff as diffmod
 from cutover import guards, verify
 from cutover.errors import CutoverError, GuardError, PartialApplyError, ProviderError, StateError, UsageError
-from cutover.journal import LANDED, Journal, Run
+from cutover.journal import LANDED, UNSETTLED, Journal, Run
 from cutover.plan import Plan
 from cutover.records import Change, RecordKey, RecordSet, index
 from cutover.times import iso
@@ -70,8 +70,10 @@ class Outcome:
 
 
 def read_live(ctx: Context) -> tuple[dict[RecordKey, RecordSet], int | None]:
-    """Live record sets (the managed ones plus the SOA) and the zone's size when known."""
-    wanted = (*ctx.plan.keys, (ctx.plan.zone, "SOA"))
+    """Live record sets (the managed ones, those of runs a crash left unsettled, and the
+    SOA) and the zone's size when known."""
+    unsettled = [jc.change.key for r in ctx.journal.runs(ctx.plan.zone) if r.status in UNSETTLED for jc in r.changes]
+    wanted = tuple(dict.fromkeys((*ctx.plan.keys, *unsettled, (ctx.plan.zone, "SOA"))))
     records = ctx.provider.records(wanted)
     size = len(records) if ctx.provider.lists_whole_zone else None
     return index(records), size
@@ -168,9 +170,10 @@ def rollback(ctx: Context, *, force: bool = False, verify_after: bool = True, co
     ctx.journal.lock()
     live, _ = read_live(ctx)
     notes = reconcile(ctx, live)
-    target = ctx.journal.last(plan.zone, ("apply",), LANDED)
-    if target is None or _rolled_back(ctx.journal, plan.zone, target.id):
-        raise UsageError(f"{plan.path}: nothing to roll back: no apply of {plan.zone} is journalled in {ctx.journal.directory}")
+    target = _last_not_undone(ctx.journal, plan.zone)
+    if target is None:
+        raise UsageError(f"{plan.path}: nothing to roll back: every apply of {plan.zone} journalled in "
+                         f"{ctx.journal.directory} is already rolled back (or none landed)")
     snapshot = target.snapshot()
     left = {jc.change.key: jc.change.after for jc in target.changes if jc.status == "landed"}
     changes = diffmod.restore(snapshot, live)
@@ -183,8 +186,12 @@ def rollback(ctx: Context, *, force: bool = False, verify_after: bool = True, co
     return _execute(ctx, "rollback", changes, live, verify_after=verify_after, undoes=target.id, forced=forced, notes=notes)
 
 
-def _rolled_back(journal: Journal, zone: str, apply_id: int) -> bool:
-    return any(r.undoes == apply_id and r.status in LANDED for r in journal.runs(zone, ("rollback",)))
+def _last_not_undone(journal: Journal, zone: str) -> Run | None:
+    """The newest landed apply that no rollback has undone yet. After a partial apply and a
+    second apply that finished the job, rollback undoes the second, then the first."""
+    runs = journal.runs(zone, ("apply", "rollback"))
+    undone = {r.undoes for r in runs if r.kind == "rollback" and r.status in LANDED}
+    return next((r for r in reversed(runs) if r.kind == "apply" and r.status in LANDED and r.id not in undone), None)
 
 
 def _guards(ctx: Context, zdiff: diffmod.ZoneDiff, live: Mapping[RecordKey, RecordSet], size: int | None) -> list[guards.Refusal]:
@@ -209,7 +216,7 @@ def _check(refusals: Sequence[guards.Refusal], force: bool, plan: Plan) -> str |
 def _finish_previous(ctx: Context, live: Mapping[RecordKey, RecordSet], notes: list[str], verify_after: bool) -> Outcome:
     """The zone matches the plan. If the last apply of this plan was not verified yet, verify it now."""
     run = ctx.journal.last(ctx.plan.zone, ("apply", "rollback"), LANDED)
-    unfinished = run is not None and run.status in ("applied", "insync", "partial") and run.digest == ctx.plan.digest
+    unfinished = run is not None and run.status in ("applied", "insync", "unverified") and run.digest == ctx.plan.digest
     if not (unfinished and verify_after):
         return Outcome(ctx.plan, "apply", "in-sync", notes=(*notes, "the zone already matches the plan; nothing to do"))
     return _verify_run(ctx, run, live, notes)

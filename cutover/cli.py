@@ -172,6 +172,11 @@ def _change(args: argparse.Namespace, out: Output, fn: Callable[[applymod.Contex
             return fn(ctx)
 
     results, worst = per_plan(plans, out, one)
+    unverified = [r for r in results if isinstance(r, applymod.Outcome) and r.status == "unverified"]
+    for r in unverified:  # landed, but not every nameserver serves it: not a success to script on
+        out.error(f"{r.plan.zone}: changed, but not every authoritative server serves the new data yet; "
+                  "run apply again to check again")
+    worst = max(worst, ProviderError.exit_code if unverified else 0)
     if out.json:
         out.document({"plans": [r.as_dict() for r in results]})
     else:
@@ -188,7 +193,7 @@ def _confirmer(args: argparse.Namespace, out: Output, verb: str) -> Callable[[An
     """--yes, or a question on a terminal; without a terminal, refuse before touching anything."""
     if args.yes:
         return lambda _d: True
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):  # the question and answer use stderr and stdin
         raise UsageError(f"{verb} changes DNS: pass --yes when not running on a terminal")
 
     def ask(zdiff) -> bool:

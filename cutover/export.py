@@ -43,8 +43,8 @@ def _managed(records: Iterable[RecordSet], zone: str) -> list[RecordSet]:
 
 
 def _entry(rs: RecordSet, zone: str) -> dict[str, Any]:
-    values = list(rs.values)
-    return {"name": relative_name(rs.name, zone), "type": rs.type, "ttl": rs.ttl, "from": values, "to": values}
+    return {"name": relative_name(rs.name, zone), "type": rs.type, "ttl": rs.ttl,
+            "from": list(rs.values), "to": list(rs.values)}  # two lists: YAML must not alias them
 
 
 def _env_name(type_name: str, key: str) -> str:

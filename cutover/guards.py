@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from cutover.diff import ZoneDiff
-from cutover.journal import Run
+from cutover.journal import LANDED, Run
 from cutover.plan import Plan
 from cutover.records import RecordKey, RecordSet
 from cutover.times import iso, span
@@ -89,13 +89,25 @@ def ttl_readiness(diff: ZoneDiff, prepares: Sequence[Run], now: float) -> list[R
 
 
 def _lowered(prepares: Sequence[Run]) -> dict[RecordKey, tuple[float, int]]:
-    """Per record set, the latest prepare that lowered it: (when, TTL before)."""
+    """Per record set, the prepare whose long TTL lasts longest: (when, TTL before).
+
+    Two prepares (86400 -> 3600, then 3600 -> 300) must not hide the first one's wait."""
     out: dict[RecordKey, tuple[float, int]] = {}
     for run in prepares:
+        if run.status not in LANDED or run.changed is None:
+            continue
         for c in run.changes:
-            if c.status == "landed" and c.change.before is not None and run.changed is not None:
+            if c.status != "landed" or c.change.before is None:
+                continue
+            known = out.get(c.change.key)
+            if known is None or run.changed + c.change.before.ttl > known[0] + known[1]:
                 out[c.change.key] = (run.changed, c.change.before.ttl)
     return out
+
+
+def prepared_until(prepares: Sequence[Run]) -> dict[RecordKey, float]:
+    """Per record set, until when caches may hold an answer with its TTL from before prepare."""
+    return {key: when + ttl for key, (when, ttl) in _lowered(prepares).items()}
 
 
 def safety(diff: ZoneDiff, zone_size: int | None) -> list[Refusal]:

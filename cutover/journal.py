@@ -236,9 +236,9 @@ class Journal:
                 f"UPDATE runs SET status = ?{', ' + cols if cols else ''} WHERE id = ?",
                 (status, *fields.values(), run_id),
             )
-            if status in ("applied", "insync", "verified", "unverified"):
-                db.execute("UPDATE run_changes SET status = 'landed' WHERE run_id = ? AND status IN ('pending', 'unknown')", (run_id,))
-            elif status in ("failed", "abandoned"):
+            if status == "applied":  # the provider accepted the whole run: what was pending landed
+                db.execute("UPDATE run_changes SET status = 'landed' WHERE run_id = ? AND status = 'pending'", (run_id,))
+            elif status in ("failed", "abandoned", "partial"):  # what had not landed by now did not
                 db.execute("UPDATE run_changes SET status = 'failed' WHERE run_id = ? AND status = 'pending'", (run_id,))
 
     def mark_changes(self, run_id: int, keys: Sequence[RecordKey], status: str) -> None:

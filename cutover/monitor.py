@@ -16,11 +16,11 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping, MutableSequence, Sequence
 
 from cutover import resolvers as resolvers_mod
-from cutover import verify
+from cutover import guards, verify
 from cutover.errors import UsageError
 from cutover.journal import LANDED, Journal, Run
 from cutover.plan import Plan
-from cutover.records import RecordKey, RecordSet
+from cutover.records import Change, RecordKey, RecordSet
 from cutover.resolvers import Resolver
 from cutover.verdict import Verdict, decide, stale_resolvers
 from cutover.times import iso
@@ -56,21 +56,85 @@ class Setup:
 
 def setup(plan: Plan, journal: Journal, live: Mapping[RecordKey, RecordSet], nameservers: Sequence[str],
           resolver_spec: Any = None) -> Setup:
-    """Targets from the last journalled change, else from the plan; resolvers plus the zone's servers."""
+    """Targets from the journal (what was changed, from what, when), else from the plan's
+    ``from``/``to``; resolvers from ``--resolvers`` or the plan, plus the zone's servers."""
     neg_ttl = verify.negative_ttl(live, plan.zone)
-    run = journal.last(plan.zone, ("apply", "rollback"), LANDED)
-    if run is not None:
-        targets = verify.targets(run.landed_changes, neg_ttl)
-        change_time, source = run.changed, f"{run.kind} run {run.id}"
+    last = journal.last(plan.zone, ("apply", "rollback"), LANDED)
+    if last is not None and last.kind == "rollback":
+        targets = [_target(c, last.changed, journal, plan.zone, neg_ttl) for c in last.landed_changes]
+        change_time, source = last.changed, f"rollback run {last.id}"
+    elif last is not None:
+        targets, runs = _from_applies(plan, journal, neg_ttl)
+        change_time = max((r.changed for r in runs if r.changed is not None), default=None)
+        source = "apply run" + ("s " if len(runs) > 1 else " ") + ", ".join(str(r.id) for r in runs)
     else:
         targets = _from_plan(plan, live, neg_ttl, journal)
-        change_time, source = _observed_change(journal, plan.zone)
+        change_time, source = _observed_change(journal, plan.zone, targets)
+    return Setup(plan, tuple(targets), tuple(_resolvers(plan, resolver_spec)) + tuple(_servers(plan, nameservers)),
+                 change_time, source)
+
+
+def _resolvers(plan: Plan, cli_spec: Any) -> list[Resolver]:
+    """``--resolvers`` is read from the current directory; the plan's value is already absolute."""
     try:
-        public = resolvers_mod.resolve_spec(resolver_spec or plan.watch.resolvers, plan.path.parent)
+        return resolvers_mod.resolve_spec(cli_spec or plan.watch.resolvers)
     except (ValueError, OSError) as exc:
-        raise UsageError(f"--resolvers: {exc}") from None
+        raise UsageError(f"{'--resolvers' if cli_spec else f'{plan.path}: watch.resolvers'}: {exc}") from None
+
+
+def _servers(plan: Plan, nameservers: Sequence[str]) -> list[Resolver]:
     servers, _unresolved = verify.endpoints(list(plan.verify.nameservers) or nameservers)
-    return Setup(plan, tuple(targets), tuple(public) + tuple(servers), change_time, source)
+    return servers
+
+
+def _from_applies(plan: Plan, journal: Journal, neg_ttl: int) -> tuple[list[Target], list[Run]]:
+    """Per plan record, the newest apply that moved it to the plan's values (back to the last
+    rollback); a record whose change did not land (a partial apply) is watched too, from its
+    journalled ``before``, so that it holds the verdict back until it is really there."""
+    runs = [r for r in journal.runs(plan.zone, ("apply", "rollback"))]
+    since = max((i for i, r in enumerate(runs) if r.kind == "rollback" and r.status in LANDED), default=-1)
+    applies = [r for r in runs[since + 1:] if r.kind == "apply"]
+    targets, used = [], []
+    for record in plan.records:
+        found = _newest_change(applies, record.key, record.to)
+        if found is None:
+            if record.from_ is not None:
+                targets.append(Target(record.key, record.to, record.from_, neg_ttl))
+            continue
+        run, change, landed = found
+        if landed:
+            targets.append(_target(change, run.changed, journal, plan.zone, neg_ttl))
+            used.append(run)
+        else:
+            targets.append(Target(record.key, record.to, change.before.values if change.before else (),
+                                  change.before.ttl if change.before else neg_ttl))
+    return targets, sorted(set(used), key=lambda r: r.id) or applies[-1:]
+
+
+def _newest_change(applies: Sequence[Run], key: RecordKey, to: tuple[str, ...]) -> tuple[Run, Change, bool] | None:
+    """The newest journalled change of ``key`` to ``to``: landed if any landed, else the last attempt."""
+    attempt = None
+    for run in reversed(applies):
+        for jc in run.changes:
+            after = jc.change.after.values if jc.change.after else ()
+            if jc.change.key != key or after != to:
+                continue
+            if jc.status == "landed" and run.status in LANDED:
+                return run, jc.change, True
+            attempt = attempt or (run, jc.change, False)
+    return attempt
+
+
+def _target(change: Change, changed: float | None, journal: Journal, zone: str, neg_ttl: int) -> Target:
+    """What watchers look for after ``change``. The old TTL is the longest a cache may still
+    hold the old answer for, counted from the change: the TTL just before it, or what is
+    left of a longer TTL from before a prepare whose wait was cut short (``--force``)."""
+    old_ttl = change.before.ttl if change.before else neg_ttl
+    window = guards.prepared_until(journal.runs(zone, ("prepare",))).get(change.key)
+    if window is not None and changed is not None:
+        old_ttl = max(old_ttl, int(window - changed + 0.999))
+    return Target(change.key, change.after.values if change.after else (),
+                  change.before.values if change.before else (), old_ttl)
 
 
 def _from_plan(plan: Plan, live: Mapping[RecordKey, RecordSet], neg_ttl: int, journal: Journal) -> list[Target]:
@@ -101,10 +165,14 @@ def _from_plan(plan: Plan, live: Mapping[RecordKey, RecordSet], neg_ttl: int, jo
     return out
 
 
-def _observed_change(journal: Journal, zone: str) -> tuple[float | None, str]:
-    """A change made outside cutover is dated by the first round where every authoritative server had it."""
+def _observed_change(journal: Journal, zone: str, targets: Sequence[Target]) -> tuple[float | None, str]:
+    """A change made outside cutover is dated by the first round, watching these same
+    targets, where every authoritative server had it (older rounds of another cutover of
+    the zone do not count)."""
+    wanted = {(t.name, t.type, t.new, t.old) for t in targets}
     for doc in journal.rounds(zone):
-        if doc.get("authoritative_all_new"):
+        watched = {(r["name"], r["type"], tuple(r["new"]), tuple(r["old"])) for r in doc.get("records", [])}
+        if watched == wanted and doc.get("authoritative_all_new"):
             return _parse(doc["time"]), f"observed at the authoritative servers in round {doc['round']}"
     return None, "not seen yet at the authoritative servers"
 
@@ -180,9 +248,13 @@ def judge(s: Setup, summaries: Sequence[RecordSummary], now: float) -> Verdict:
 
 
 def verdict_now(plan: Plan, journal: Journal, now: float | None = None) -> dict[str, Any] | None:
-    """The retire verdict at ``now`` from the last round's counts (time moves on between rounds)."""
+    """The retire verdict at ``now`` from the last round's counts (time moves on between
+    rounds); none when an apply or rollback came after that round, which it cannot judge."""
     doc = journal.last_round(plan.zone)
     if doc is None:
+        return None
+    newer = journal.last(plan.zone, ("apply", "rollback"), LANDED)
+    if newer is not None and newer.changed is not None and newer.changed > _parse(doc["time"]):
         return None
     summaries = [
         RecordSummary((r["name"], r["type"]), **{k: r["counts"].get(k, 0) for k in ("new", "old", "other", "error", "filtered")})

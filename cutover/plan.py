@@ -568,12 +568,19 @@ def _watch(c: _Checker, section: Mapping[str, Any], base_dir: Path) -> WatchConf
         resolvers_mod.resolve_spec(spec, base_dir)
     except (ValueError, OSError, yaml.YAMLError) as exc:
         c.add("watch.resolvers", str(exc))
-    interval = c.convert(section.get("interval", "30s"), "watch.interval", parse_duration)
-    timeout = c.convert(section.get("timeout", "2s"), "watch.timeout", parse_duration)
-    if isinstance(spec, str) and not spec.startswith("public"):
-        path = Path(spec)
-        spec = str(path if path.is_absolute() or not (base_dir / path).is_file() else base_dir / path)
-    return WatchConfig(resolvers=spec, interval=interval or 30.0, timeout=timeout or 2.0)
+    interval = c.convert(section.get("interval", "30s"), "watch.interval", _positive_duration)
+    timeout = c.convert(section.get("timeout", "2s"), "watch.timeout", _positive_duration)
+    if isinstance(spec, str) and not spec.startswith("public") and (base_dir / spec).is_file():
+        spec = str((base_dir / spec).resolve())  # a file beside the plan, wherever cutover runs from
+    return WatchConfig(resolvers=spec, interval=30.0 if interval is None else interval,
+                       timeout=2.0 if timeout is None else timeout)
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"{show(value)} must be longer than 0 seconds")
+    return seconds
 
 
 def _retire(c: _Checker, section: Mapping[str, Any]) -> RetireConfig:

@@ -102,7 +102,7 @@ def status_text(doc: dict) -> str:
         for cond in verdict.get("conditions", []):
             lines.append(f"      [{'x' if cond['met'] else ' '}] {cond['name']}: {cond['reason']}")
     elif doc["runs"]:
-        lines.append("  retire the old server: unknown until `cutover watch` has run a round")
+        lines.append("  retire the old server: unknown until `cutover watch` has run a round since the last change")
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ reviewed and extended without touching the query engine.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -86,16 +86,19 @@ def parse_entry(entry: Any, group: str = "custom") -> Resolver:
         raise ValueError(f"unknown key {unknown[0]!r} (expected one of {', '.join(ENTRY_KEYS)})")
     if "address" not in entry:
         raise ValueError("a resolver mapping needs 'address'")
-    address, port = parse_address(str(entry["address"]), int(entry.get("port", 53)))
+    address, port = parse_address(str(entry["address"]))
     if "port" in entry:
         port = _port(str(entry["port"]), str(entry["port"]))
+    filtering = entry.get("filtering", False)
+    if not isinstance(filtering, bool):
+        raise ValueError(f"filtering: {filtering!r} is not true or false")
     return Resolver(
         address=address,
         port=port,
         name=str(entry.get("name", "")),
         operator=str(entry.get("operator", "")),
         country=str(entry.get("country", "")),
-        filtering=bool(entry.get("filtering", False)),
+        filtering=filtering,
         group=str(entry.get("group", group)),
     )
 
@@ -159,7 +162,3 @@ def _from_file(path: Path) -> list[Resolver]:
         return parse_list(data)
     lines = [ln.split("#")[0].strip() for ln in text.splitlines()]
     return parse_list(ln for ln in lines if ln)
-
-
-def with_group(resolvers: Iterable[Resolver], group: str) -> list[Resolver]:
-    return [replace(r, group=group) for r in resolvers]

@@ -203,3 +203,49 @@ def test_second_run_on_locked_state_is_refused(env, tmp_path):
             other.lock()
     finally:
         other.close()
+
+
+def test_partial_apply_then_finishing_apply_roll_back_one_after_the_other(env):
+    from cutover.errors import PartialApplyError
+
+    ctx, provider, journal, clock = env
+    applymod.prepare(ctx)
+    clock.t += 4000
+    original = provider.apply
+
+    def first_only(changes):
+        original(changes[:1])
+        raise PartialApplyError("second batch refused", landed=[changes[0].key])
+
+    provider.apply = first_only
+    with pytest.raises(PartialApplyError):
+        applymod.apply(ctx, verify_after=False)
+    provider.apply = original
+    first = journal.runs(ctx.plan.zone, ("apply",))[-1]
+    assert first.status == "partial" and [c.status for c in first.changes] == ["landed", "failed"]
+    applymod.apply(ctx, verify_after=False)  # finishes the job: only the record that did not land
+    assert values(provider, "www.example.com.", "A") == ("203.0.113.10",)
+    assert values(provider, "example.com.", "MX") == ("10 mail.example.com.",)
+
+    applymod.rollback(ctx, verify_after=False)  # undoes the second apply...
+    applymod.rollback(ctx, verify_after=False)  # ...then the first
+    assert values(provider, "www.example.com.", "A") == ("198.51.100.10",)
+    assert values(provider, "example.com.", "MX") == ("10 mail.old-host.net.",)
+    with pytest.raises(UsageError, match="already rolled back"):
+        applymod.rollback(ctx, verify_after=False)
+
+
+def test_two_prepares_keep_the_longest_wait(env, write_plan):
+    ctx, provider, journal, clock = env
+    provider.zone_data[("www.example.com.", "A")] = RecordSet.build("www.example.com.", "A", 86400, ["198.51.100.10"])
+    provider.zone_data[("example.com.", "MX")] = RecordSet.build("example.com.", "MX", 86400, ["10 mail.old-host.net."])
+    ctx.plan = planmod.load(write_plan(PLAN.replace("prepare: {ttl: 300}", "prepare: {ttl: 3600}"), "step1.yaml"))
+    applymod.prepare(ctx)  # 86400 -> 3600 at t0
+    clock.t += 3700
+    ctx.plan = planmod.load(write_plan(PLAN, "step2.yaml"))
+    applymod.prepare(ctx)  # 3600 -> 300 at t0 + 3700
+    clock.t += 3700  # the second prepare's wait is over, the first's (a day) is not
+    with pytest.raises(GuardError, match="prepare lowered the TTL from 86400s"):
+        applymod.apply(ctx, verify_after=False)
+    clock.t += 86400
+    assert applymod.apply(ctx, verify_after=False).status in ("insync", "applied")

@@ -46,7 +46,7 @@ def test_partial_marks_exactly_what_landed(tmp_path):
     journal.mark_changes(run_id, [WWW_NEW.key], "landed")
     journal.mark(run_id, "partial")
     run = journal.run(run_id)
-    assert [c.status for c in run.changes] == ["landed", "pending"]
+    assert [c.status for c in run.changes] == ["landed", "failed"]  # partial: the rest did not land
     assert run.landed_changes == (Change(WWW_OLD, WWW_NEW),)
 
 

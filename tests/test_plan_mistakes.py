@@ -50,6 +50,12 @@ CORPUS = [
      ["records[0].ttl: '5m' is not a TTL (expected whole seconds, 0-2147483647)"]),
     ("values not a list", "records: [{name: www, type: A, to: {ip: 192.0.2.1}}]\n",
      ["records[0].to: {'ip': '192.0.2.1'} is not a list of values"]),
+    ("resolver port not a number", "records: [{name: www, type: A, to: [192.0.2.1]}]\nwatch: {resolvers: [{address: 9.9.9.9, port: [53]}]}\n",
+     ["watch.resolvers: '[53]' has an invalid port '[53]' (expected 1-65535)"]),
+    ("filtering written as a word", "records: [{name: www, type: A, to: [192.0.2.1]}]\nwatch: {resolvers: [{address: 9.9.9.9, filtering: 'no'}]}\n",
+     ["watch.resolvers: filtering: 'no' is not true or false"]),
+    ("zero timeout", "records: [{name: www, type: A, to: [192.0.2.1]}]\nwatch: {timeout: 0}\n",
+     ["watch.timeout: 0 must be longer than 0 seconds"]),
 ]
 
 

@@ -151,7 +151,9 @@ def test_export_round_trips_to_an_in_sync_plan(tmp_path, sandbox):
     result = run("export", "--provider", "sandbox", "--zone", ZONE, "--setting", f"path={settings['path']}",
                  "--setting", f"server={settings['server']}", "-o", str(tmp_path / "exported.yaml"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    exported = yaml.safe_load((tmp_path / "exported.yaml").read_text())
+    text = (tmp_path / "exported.yaml").read_text()
+    assert "&id" not in text and "*id" not in text  # from and to are separate lines to edit, not an alias
+    exported = yaml.safe_load(text)
     names = {(r["name"], r["type"]) for r in exported["records"]}
     assert ("www", "A") in names and ("@", "MX") in names and ("@", "SOA") not in names
     diff = run("diff", str(tmp_path / "exported.yaml"), cwd=tmp_path)
@@ -212,3 +214,20 @@ def test_one_watch_over_several_plans_shares_each_round(tmp_path, sandbox):
     assert [d["zone"] for d in docs] == [ZONE, "blog.example."]
     assert docs[0]["time"] == docs[1]["time"]  # one round over both plans' records
     assert docs[1]["records"][0]["counts"]["old"] == 1  # the slow resolver answered within the shared round
+
+
+def test_resolver_file_beside_the_plan_is_found_from_anywhere(tmp_path, sandbox):
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "resolvers.txt").write_text("\n".join(f"{r.address}:{r.port}" for r in sandbox.resolvers) + "\n")
+    doc = yaml.safe_load(write_plan(tmp_path, sandbox).read_text())
+    doc["watch"]["resolvers"] = "resolvers.txt"
+    plan = plans / "plan.yaml"
+    plan.write_text(yaml.safe_dump(doc))
+    result = run("watch", "plans/plan.yaml", "--once", "--format", "json", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert len(json.loads(result.stdout)["records"][0]["answers"]) == len(sandbox.resolvers)
+    (tmp_path / "mine.txt").write_text(f"{sandbox.resolvers[0].address}:{sandbox.resolvers[0].port}\n")
+    mine = run("watch", "plans/plan.yaml", "--once", "--format", "json", "--resolvers", "mine.txt", cwd=tmp_path)
+    assert mine.returncode == 1, mine.stderr
+    assert len(json.loads(mine.stdout)["records"][0]["answers"]) == 1
