@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -106,8 +106,8 @@ def run(directory: Path | None, *, fast: bool, show: Callable[[str], None],
         show(f"Sandbox: {ZONE} served at {sandbox.provider_settings()['server']}, "
              f"{len(sandbox.resolvers)} caching resolvers on loopback. Plan: {plan_path}")
         plan = planmod.load(plan_path)
-        journal = stack.enter_context(_closing(Journal(directory / ".cutover")))
-        provider = registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings))
+        journal = stack.enter_context(closing(Journal(directory / ".cutover")))
+        provider = stack.enter_context(closing(registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings))))
         ctx = applymod.Context(plan, provider, journal, progress=lambda m: show(f"... {m}"))
         return _story(ctx, sandbox, t, show, on_round)
 
@@ -153,16 +153,3 @@ def _story(ctx: applymod.Context, sandbox: Sandbox, t: Timing, show: Callable[[s
 def _wait(seconds: float, why: str, show: Callable[[str], None]) -> None:
     show(f"... {why} ({seconds:.0f}s)")
     time.sleep(seconds)
-
-
-class _closing:
-    """Context manager closing a journal (its lock and database) at the end of the demo."""
-
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-
-    def __enter__(self) -> Journal:
-        return self.journal
-
-    def __exit__(self, *exc: object) -> None:
-        self.journal.close()

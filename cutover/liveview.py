@@ -15,6 +15,8 @@ from typing import Any, Mapping, TextIO
 
 from tabulate import tabulate
 
+from cutover.times import duration, parse_iso, percent
+
 BAR_WIDTH = 24
 STATE_MARK = {
     "new": "N", "old": "O", "other": "?", "filtered": "f", "timeout": "t", "servfail": "S",
@@ -31,7 +33,7 @@ def render_round_line(doc: Mapping[str, Any]) -> str:
         c = rec["counts"]
         answering = c["new"] + c["old"] + c["other"]
         parts.append(
-            f"{rec['name']} {rec['type']} {c['new']}/{answering} new ({_pct(rec['share'])})"
+            f"{rec['name']} {rec['type']} {c['new']}/{answering} new ({percent(rec['share'])})"
             f" old {c['old']} other {c['other']} error {c['error']}"
         )
     v = doc["verdict"]
@@ -90,11 +92,11 @@ class LiveView:
                 f"{rec['name']} {rec['type']}",
                 self._paint(str(c["new"]), _GREEN), self._paint(str(c["old"]), _RED if c["old"] else ""),
                 c["other"], c["error"], c.get("filtered", 0),
-                _pct(rec["share"]) if rec.get("answering", 1) else "-",
+                percent(rec["share"]) if rec.get("answering", 1) else "-",
                 self._bar(rec["share"], threshold),
                 "all new" if rec.get("authoritative", {}).get("all_new") else "-",
             ])
-        headers = ["record", "new", "old", "other", "error", "filtered", "share", f"toward {_pct(threshold)}", "authoritative"]
+        headers = ["record", "new", "old", "other", "error", "filtered", "share", f"toward {percent(threshold)}", "authoritative"]
         table = tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True)
         lines += ["  " + line for line in table.splitlines()]
         lines.append("")
@@ -116,8 +118,8 @@ class LiveView:
         if cond["met"]:
             return f"  {self._paint('ok  ', _GREEN)} {label:<16} {cond['reason']}"
         if cond.get("at"):  # count down live rather than repeat the round's "in ..." wording
-            left = (_parse_time(cond["at"]) - now).total_seconds()
-            text = f"holds at {cond['at']} ({_span(left)} left)" if left > 0 else f"holds at {cond['at']} (due now)"
+            left = (parse_iso(cond["at"]) - now).total_seconds()
+            text = f"holds at {cond['at']} ({duration(left)} left)" if left > 0 else f"holds at {cond['at']} (due now)"
         else:
             text = cond["reason"]
         return f"  {self._paint('wait', _YELLOW)} {label:<16} {text}"
@@ -142,26 +144,3 @@ class LiveView:
 
     def _paint(self, text: str, code: str) -> str:
         return f"{code}{text}{_RESET}" if self.color and code else text
-
-
-def _parse_time(text: str) -> datetime:
-    """ISO 8601 with ``Z`` (which ``fromisoformat`` only accepts from Python 3.11 on)."""
-    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _pct(share: float | None) -> str:
-    if share is None:
-        return "-"
-    text = f"{share * 100:.1f}".rstrip("0").rstrip(".")
-    return f"{text}%"
-
-
-def _span(seconds: float) -> str:
-    total = int(max(0, round(seconds)))
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        amount, total = divmod(total, size)
-        if amount:
-            parts.append(f"{amount}{unit}")
-    return "".join(parts[:2]) or "0s"

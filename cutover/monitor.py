@@ -23,7 +23,7 @@ from cutover.plan import Plan
 from cutover.records import Change, RecordKey, RecordSet
 from cutover.resolvers import Resolver
 from cutover.verdict import Verdict, decide, stale_resolvers
-from cutover.times import iso
+from cutover.times import iso, parse_iso
 from cutover.watch import (
     CONCURRENCY,
     PARALLEL_FROM,
@@ -173,12 +173,8 @@ def _observed_change(journal: Journal, zone: str, targets: Sequence[Target]) -> 
     for doc in journal.rounds(zone):
         watched = {(r["name"], r["type"], tuple(r["new"]), tuple(r["old"])) for r in doc.get("records", [])}
         if watched == wanted and doc.get("authoritative_all_new"):
-            return _parse(doc["time"]), f"observed at the authoritative servers in round {doc['round']}"
+            return parse_iso(doc["time"]).timestamp(), f"observed at the authoritative servers in round {doc['round']}"
     return None, "not seen yet at the authoritative servers"
-
-
-def _parse(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _dt(ts: float) -> datetime:
@@ -254,7 +250,7 @@ def verdict_now(plan: Plan, journal: Journal, now: float | None = None) -> dict[
     if doc is None:
         return None
     newer = journal.last(plan.zone, ("apply", "rollback"), LANDED)
-    if newer is not None and newer.changed is not None and newer.changed > _parse(doc["time"]):
+    if newer is not None and newer.changed is not None and newer.changed > parse_iso(doc["time"]).timestamp():
         return None
     summaries = [
         RecordSummary((r["name"], r["type"]), **{k: r["counts"].get(k, 0) for k in ("new", "old", "other", "error", "filtered")})
@@ -262,7 +258,7 @@ def verdict_now(plan: Plan, journal: Journal, now: float | None = None) -> dict[
     ]
     change = doc.get("change", {}).get("time")
     setup_ = Setup(plan, tuple(Target((r["name"], r["type"]), tuple(r["new"]), tuple(r["old"]), r["old_ttl"]) for r in doc["records"]),
-                   (), _parse(change) if change else None, doc.get("change", {}).get("source", ""))
+                   (), parse_iso(change).timestamp() if change else None, doc.get("change", {}).get("source", ""))
     return judge(setup_, summaries, time.time() if now is None else now).as_dict()
 
 

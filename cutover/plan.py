@@ -208,9 +208,6 @@ class Plan:
     def default_ttl(self) -> int:
         return self.prepare_ttl or DEFAULT_TTL
 
-    def record(self, key: RecordKey) -> PlannedRecord:
-        return next(r for r in self.records if r.key == key)
-
 
 # --------------------------------------------------------------------------- YAML
 

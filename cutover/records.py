@@ -18,9 +18,6 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
-#: The types the contract promises; others parse too when dnspython knows them.
-CORE_TYPES = ("A", "AAAA", "MX", "CNAME", "TXT", "NS", "SRV", "CAA")
-
 #: Types whose first value is a host name that must not be an address (RFC 2181 10.3).
 HOSTNAME_TARGET_FIELD = {"MX": "exchange", "NS": "target", "SRV": "target", "CNAME": "target"}
 
@@ -192,9 +189,6 @@ class Change:
             and self.after is not None
             and self.before.values == self.after.values
         )
-
-    def reverse(self) -> "Change":
-        return Change(before=self.after, after=self.before)
 
     def as_dict(self) -> dict:
         return {

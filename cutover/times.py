@@ -3,13 +3,41 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 
-def iso(ts: float | None) -> str | None:
-    """ISO 8601 UTC, seconds precision: what the JSON documents and the journal carry."""
-    if ts is None:
+def iso(moment: float | datetime | None) -> str | None:
+    """ISO 8601 UTC, seconds precision: what the JSON documents and the journal carry.
+    Takes a POSIX time or a datetime (a naive one is taken as UTC)."""
+    if moment is None:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    if isinstance(moment, datetime):
+        moment = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+
+
+def parse_iso(text: str) -> datetime:
+    """The inverse of ``iso`` (``fromisoformat`` takes the ``Z`` only from Python 3.11 on)."""
+    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def duration(seconds: float) -> str:
+    """``90`` -> ``1m30s``, ``604800`` -> ``7d``: a duration as an operator writes it (two units at most)."""
+    total = int(round(max(0.0, seconds)))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        amount, total = divmod(total, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts[:2]) or "0s"
+
+
+def percent(share: float | None) -> str:
+    """``0.955`` -> ``95.5%``; ``None`` (nobody answered) -> ``-``."""
+    if share is None:
+        return "-"
+    return f"{f'{share * 100:.1f}'.rstrip('0').rstrip('.')}%"
 
 
 def span(seconds: float) -> str:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
-from cutover.watch import AUTHORITATIVE, Answer, RecordSummary, Round, Target, iso
+from cutover.times import duration, iso, percent
+from cutover.watch import AUTHORITATIVE, Answer, RecordSummary, Round, Target
 
 #: Float shares such as 19/20 against 95% must not fail on the last bit.
 EPSILON = 1e-9
@@ -85,7 +86,7 @@ def decide(
     conditions = (
         propagation,
         _after("ttl", change, longest_old_ttl, now, _ttl_words(longest_old_ttl)),
-        _after("parallel_period", change, parallel_period, now, f"the parallel period ({_span(parallel_period)})"),
+        _after("parallel_period", change, parallel_period, now, f"the parallel period ({duration(parallel_period)})"),
     )
     missing = tuple(c.name for c in conditions if not c.met)
     times = [c.at for c in conditions]
@@ -100,10 +101,10 @@ def _propagation(summaries: Sequence[RecordSummary], threshold: float, now: date
     labels = tuple(f"{s.key[0]} {s.key[1]}" for s in behind)
     if not behind:
         lowest = min(summaries, key=lambda s: s.share or 0.0)
-        reason = f"every record is at or above {_pct(threshold)} new (lowest: {_describe(lowest)})"
+        reason = f"every record is at or above {percent(threshold)} new (lowest: {_describe(lowest)})"
         return Condition("propagation", True, now, reason), ()
     reasons = "; ".join(_describe(s) for s in behind)
-    return Condition("propagation", False, None, f"below {_pct(threshold)} new: {reasons}"), labels
+    return Condition("propagation", False, None, f"below {percent(threshold)} new: {reasons}"), labels
 
 
 def _describe(s: RecordSummary) -> str:
@@ -111,7 +112,7 @@ def _describe(s: RecordSummary) -> str:
     if s.share is None:
         silent = s.error + s.filtered
         return f"{name}: no resolver answered ({silent} failed or filtered)" if silent else f"{name}: no resolver asked"
-    return f"{name}: {s.new} of {s.answering} answering resolvers new ({_pct(s.share)}; {s.old} old, {s.other} other)"
+    return f"{name}: {s.new} of {s.answering} answering resolvers new ({percent(s.share)}; {s.old} old, {s.other} other)"
 
 
 def _after(name: str, change: datetime | None, seconds: float, now: datetime, what: str) -> Condition:
@@ -120,11 +121,11 @@ def _after(name: str, change: datetime | None, seconds: float, now: datetime, wh
     at = change + timedelta(seconds=seconds)
     if at <= now:
         return Condition(name, True, at, f"{what} passed at {iso(at)}")
-    return Condition(name, False, at, f"{what} passes at {iso(at)} (in {_span((at - now).total_seconds())})")
+    return Condition(name, False, at, f"{what} passes at {iso(at)} (in {duration((at - now).total_seconds())})")
 
 
 def _ttl_words(ttl: int) -> str:
-    return f"the longest old TTL ({_span(ttl)})"
+    return f"the longest old TTL ({duration(ttl)})"
 
 
 def stale_resolvers(
@@ -158,21 +159,3 @@ def stale_resolvers(
 def _utc(moment: datetime) -> datetime:
     """Naive times are taken as UTC: the journal and rounds are stamped in UTC."""
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def _pct(share: float) -> str:
-    text = f"{share * 100:.1f}".rstrip("0").rstrip(".")
-    return f"{text}%"
-
-
-def _span(seconds: float) -> str:
-    """``90`` -> ``1m30s``, ``604800`` -> ``7d``: durations as an operator writes them."""
-    total = int(round(max(0.0, seconds)))
-    if total == 0:
-        return "0s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        amount, total = divmod(total, size)
-        if amount:
-            parts.append(f"{amount}{unit}")
-    return "".join(parts[:2])

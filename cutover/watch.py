@@ -22,7 +22,7 @@ import os
 import socket
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import dns.asyncbackend
@@ -40,6 +40,7 @@ import dns.rrset
 
 from cutover.records import RecordKey, canonical_rdata
 from cutover.resolvers import Resolver
+from cutover.times import iso
 
 if TYPE_CHECKING:  # verdict imports this module; the reverse is only for type hints
     from cutover.verdict import Verdict
@@ -559,15 +560,6 @@ def authoritative_all_new(round: Round, targets: Sequence[Target]) -> bool:
 
 
 # --------------------------------------------------------------------------- documents
-
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z``, to the second: what JSON consumers and people read."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def round_document(

@@ -8,7 +8,7 @@ import pytest
 from cutover import apply as applymod, monitor, plan as planmod
 from cutover.errors import PartialApplyError
 from cutover.journal import Journal
-from cutover.records import RecordSet, index
+from cutover.records import index
 from tests.fakes import MemoryProvider
 from tests.test_apply import PLAN, ZONE, Clock
 

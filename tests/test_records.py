@@ -56,13 +56,12 @@ def test_names():
     assert relative_name("example.com.", "example.com.") == "@"
 
 
-def test_change_actions_and_reverse():
+def test_change_actions():
     old = RecordSet.build("www.example.com.", "A", 3600, ["192.0.2.1"])
     new = RecordSet.build("www.example.com.", "A", 300, ["203.0.113.1"])
     assert Change(None, new).action == "create"
     assert Change(old, None).action == "delete"
     assert Change(old, new).action == "update"
-    assert Change(old, new).reverse() == Change(new, old)
     assert Change(old, RecordSet(old.name, old.type, 300, old.values)).ttl_only
     with pytest.raises(ValueError):
         Change(None, None)

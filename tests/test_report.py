@@ -65,12 +65,14 @@ def write_plan(directory: Path, zone: str = ZONE, name: str = "plan.yaml") -> pl
 def add_runs(journal: Journal, plan: planmod.Plan) -> None:
     prep = [Change(RecordSet.build(k[0], "A", 3600, [OLD]), RecordSet.build(k[0], "A", 300, [OLD])) for k in (WWW, MAIL)]
     run = journal.begin("prepare", plan.zone, str(plan.path), plan.digest, prep, now=T0 - 4000)
-    journal.mark(run, "insync", changed=T0 - 4000, finished=T0 - 3990)
+    journal.mark(run, "applied", changed=T0 - 4000)  # the lifecycle apply.py walks
+    journal.mark(run, "insync", finished=T0 - 3990)
     txt = Change(RecordSet.build(plan.zone, "TXT", 300, ['"v=spf1 -all"']),
                  RecordSet.build(plan.zone, "TXT", 300, ['"<script>alert(2)</script>"']))
     changes = [Change(RecordSet.build(k[0], "A", 300, [OLD]), RecordSet.build(k[0], "A", 60, [NEW])) for k in (WWW, MAIL)]
     run = journal.begin("apply", plan.zone, str(plan.path), plan.digest, changes + [txt], now=T0 - 2)
-    journal.mark(run, "verified", changed=T0, finished=T0 + 6)
+    journal.mark(run, "applied", changed=T0)
+    journal.mark(run, "verified", finished=T0 + 6)
     journal.add_verification(run, "ns1.example.test", "new", "serves the new data", now=T0 + 5)
 
 
