@@ -62,6 +62,14 @@ class ProviderError(CutoverError):
     exit_code = 3
 
 
+class DriftError(ProviderError):
+    """The provider refused, without changing anything, because the zone is no longer as
+    cutover read it (a record changed in between). That is the drift guard firing at the
+    last moment, so it exits 2 like a refused guard, not 3 like a failure."""
+
+    exit_code = 2
+
+
 class PartialApplyError(ProviderError):
     """Some changes landed and some did not (a backend without atomic updates).
 

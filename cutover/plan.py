@@ -40,6 +40,7 @@ from cutover.records import (
 #: Large enough for a plan of about 180,000 record sets (an export of a big zone), small
 #: enough that a wrong file (a log, a dump) is refused before it is read.
 MAX_PLAN_BYTES = 16 * 1024 * 1024
+STAND_IN_ZONE = "zone.invalid."
 DEFAULT_TTL = 300
 
 TOP_KEYS = ("version", "zone", "provider", "records", "prepare", "watch", "retire", "verify", "safety")
@@ -271,6 +272,7 @@ class _Checker:
         self.source = source
         self.environ = environ
         self.problems: list[Problem] = []
+        self.zone_known = True
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -326,7 +328,10 @@ def build(data: Any, path: Path, environ: Mapping[str, str]) -> Plan:
         c.add("version", f"{show(version)} is not a supported plan version (expected 1)")
     zone = _zone(c, data.get("zone"))
     provider = _provider(c, data.get("provider"))
-    records = _records(c, data.get("records"), zone) if zone else ()
+    # With a bad zone, the records are still checked (every problem at once), against a
+    # stand-in origin and without the checks that need the real zone.
+    c.zone_known = zone is not None
+    records = _records(c, data.get("records"), zone or STAND_IN_ZONE)
     sections = {name: c.mapping(data.get(name), name) or {} for name in SECTION_KEYS}
     for name, section in sections.items():
         c.keys(section, SECTION_KEYS[name], name)
@@ -470,6 +475,8 @@ def _record_name(c: _Checker, value: Any, path: str, zone: str) -> str | None:
     except dns.exception.DNSException as exc:
         c.add(path, f"{show(value)} is not a domain name ({exc})")
         return None
+    if not c.zone_known:
+        return name
     text = str(value).lower().rstrip()
     bare_zone = zone.rstrip(".")
     if not text.endswith(".") and (text == bare_zone or text.endswith("." + bare_zone)):
@@ -540,7 +547,7 @@ def _check_together(c: _Checker, records: list[PlannedRecord], zone: str) -> Non
         seen[r.key] = r.index
         if r.to:
             types_at.setdefault(r.name, []).append(r)
-        if r.type == "CNAME" and r.name == zone and r.to:
+        if r.type == "CNAME" and r.name == zone and r.to and c.zone_known:
             c.add(path, f"a CNAME at the zone apex ({zone}) is not allowed: the apex holds SOA and NS (RFC 1034 3.6.2)")
     aliases = {name for name, group in types_at.items() if any(r.type == "CNAME" for r in group)}
     for r in records:

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 import dns.name
 
-from cutover.errors import ProviderError
+from cutover.errors import DriftError, ProviderError
 from cutover.records import (
     Change,
     RecordKey,
@@ -307,7 +307,7 @@ class CloudflareProvider(Provider):
                 seen = f"ttl {now.ttl} {list(now.values)}" if now else "absent"
                 drifted.append(f"{ch.name} {ch.type} is now {seen}")
         if drifted:
-            raise self._error("Cloudflare: the zone changed since it was read, nothing was sent: " + "; ".join(drifted))
+            raise DriftError(self.client.scrub("Cloudflare: the zone changed since it was read, nothing was sent: " + "; ".join(drifted)))
         batch: dict[str, list] = {"deletes": [], "patches": [], "posts": []}
         for ch in changes:
             self._operations(ch, members.get(ch.key, []), batch)

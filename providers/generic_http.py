@@ -68,7 +68,7 @@ import dns.name
 import requests
 import yaml
 
-from cutover.errors import PartialApplyError, ProviderError, UsageError
+from cutover.errors import DriftError, PartialApplyError, ProviderError, UsageError
 from cutover.plan import substitute_tree
 from cutover.records import Change, RecordKey, RecordSet, in_zone, normalise_value, parse_rdata, relative_name, shorten
 from providers.base import ApplyReceipt, Provider
@@ -826,7 +826,7 @@ class HttpProvider(Provider):
                 seen = f"ttl {now.ttl} {list(now.values)}" if now else "absent"
                 drifted.append(f"{ch.name} {ch.type} is now {seen}")
         if drifted:
-            raise ProviderError(
+            raise DriftError(
                 self.client.scrub(f"{self.desc.service}: the zone changed since it was read, nothing was sent: " + "; ".join(drifted))
             )
         return members

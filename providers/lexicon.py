@@ -31,7 +31,7 @@ import urllib.parse
 from contextlib import contextmanager
 from typing import Any, Collection, Iterator, Mapping, Sequence
 
-from cutover.errors import PartialApplyError, ProviderError, UsageError
+from cutover.errors import DriftError, PartialApplyError, ProviderError, UsageError
 from cutover.records import Change, RecordKey, RecordSet, in_zone, index, normalise_value, shorten
 from providers.base import ApplyReceipt, Provider
 
@@ -197,7 +197,7 @@ class LexiconProvider(Provider):
             sets, _ = self._read(lex, {ch.key for ch in changes})
             drifted = [f"{ch.name} {ch.type} is now {_show(sets.get(ch.key))}" for ch in changes if sets.get(ch.key) != ch.before]
             if drifted:
-                raise ProviderError(self.scrub(
+                raise DriftError(self.scrub(
                     f"lexicon {self.provider_name}: the zone changed since it was read, nothing was sent: " + "; ".join(drifted)
                 ))
         for ch in changes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Collection, Mapping, Sequence
 from urllib.parse import urlparse
 
-from cutover.errors import ProviderError
+from cutover.errors import DriftError, ProviderError
 from cutover.records import Change, RecordKey, RecordSet, in_zone, index, shorten
 from providers.base import ApplyReceipt, Provider
 from providers.http import ApiClient, ApiError, RetryPolicy
@@ -140,9 +140,9 @@ class PowerDNSProvider(Provider):
                 seen = f"ttl {now.ttl} {list(now.values)}" if now else "absent"
                 drifted.append(f"{ch.name} {ch.type} is now {seen}")
         if drifted:
-            raise self._error(
+            raise DriftError(self.client.scrub(
                 "PowerDNS: the zone changed since it was read, nothing was sent: " + "; ".join(drifted)
-            )
+            ))
 
     @staticmethod
     def _rrset(ch: Change) -> dict:

@@ -26,7 +26,7 @@ import dns.update
 import dns.xfr
 import dns.zone
 
-from cutover.errors import PartialApplyError, ProviderError
+from cutover.errors import DriftError, PartialApplyError, ProviderError
 from cutover.records import Change, RecordKey, RecordSet, in_zone, index
 from providers import dnsquery
 from providers.base import ApplyReceipt, Provider
@@ -242,7 +242,7 @@ class RFC2136Provider(Provider):
         key = f"TSIG key {server.key_name}" if server.key else "no TSIG key"
         where = f"update of {zone} at {server.endpoint}"
         if rcode in PREREQUISITE_FAILED:
-            return ProviderError(
+            return DriftError(
                 f"{where}: record changed since it was read (prerequisite failed, "
                 f"{dns.rcode.to_text(rcode)}); nothing was changed{self._drift(changes)}. "
                 "Read again (cutover diff) and re-run."

@@ -40,7 +40,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from cutover.errors import PartialApplyError, ProviderError, UsageError
+from cutover.errors import DriftError, PartialApplyError, ProviderError, UsageError
 from cutover.records import Change, RecordKey, RecordSet, shorten
 from providers.base import ApplyReceipt, Provider
 
@@ -530,7 +530,7 @@ class Route53Provider(Provider):
             elif change.before is not None and live != change.before:
                 problems.append(f"{what} changed since it was read: now {_show(live)}, expected {_show(change.before)}")
         if problems:
-            raise ProviderError(
+            raise DriftError(
                 f"refusing to change hosted zone {self.zone_id} ({self.zone}); nothing was sent:\n"
                 + "\n".join(f"  - {p}" for p in problems)
             )

@@ -18,10 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
 
-from cutover.errors import ProviderError, UsageError
+from cutover.errors import DriftError, ProviderError, UsageError
 from cutover.records import Change, RecordKey, RecordSet
 from cutover.resolvers import parse_address
-from cutover.sandbox import SandboxError, ZoneMissing, ZoneStore
+from cutover.sandbox import ChangeRejected, SandboxError, ZoneMissing, ZoneStore
 from providers.base import ApplyReceipt, Provider
 
 
@@ -85,6 +85,8 @@ class SandboxProvider(Provider):
             serial = self.store.apply(self.zone, changes, check=True)
         except ZoneMissing:
             raise ProviderError(self._missing()) from None
+        except ChangeRejected as exc:
+            raise DriftError(f"sandbox refused the changes, nothing was changed: {exc}") from exc
         except SandboxError as exc:
             raise ProviderError(f"sandbox refused the changes, nothing was changed: {exc}") from exc
         except OSError as exc:

@@ -230,3 +230,13 @@ def test_tabs_bom_and_size(write_plan, tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(PlanError, match="no such file"):
         planmod.load(tmp_path / "nope.yaml")
+
+
+def test_records_are_checked_even_when_the_zone_is_bad(write_plan):
+    found = problems(write_plan, """
+        zone: "bad zone..name"
+        provider: {type: rfc2136, server: 127.0.0.1}
+        records: [{name: www, type: A, to: [300.1.1.1]}]
+        """)
+    assert len(found) == 2 and found[0].startswith("zone: 'bad zone..name' is not a domain name")
+    assert found[1] == "records[0].to[0]: '300.1.1.1' is not a valid IPv4 address"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from cutover.errors import ProviderError
+from cutover.errors import DriftError
 from cutover.records import Change, RecordSet, index
 from providers.base import Provider
 
@@ -109,8 +109,9 @@ class ProviderConformance:
         www, mx, mail = self.seed(provider)
         stale = RecordSet(mail.name, mail.type, mail.ttl, ("198.51.100.99",))  # not what is live
         good = Change(www, rs(provider, "www", "A", 300, "203.0.113.10"))
-        with pytest.raises(ProviderError):
+        with pytest.raises(DriftError) as refused:  # a refusal, not a failure: exit 2 like the drift guard
             provider.apply([good, Change(stale, rs(provider, "mail", "A", 300, "203.0.113.25"))])
+        assert refused.value.exit_code == 2
         now = live(provider, www.key, mx.key, mail.key)
         assert now[www.key] == www and now[mail.key] == mail and now[mx.key] == mx
 
