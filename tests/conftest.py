@@ -1,4 +1,4 @@
-"""Shared helpers for unit tests: writing plan files."""
+"""Shared helpers for unit tests: writing plan files, and a maintenance window on a fake provider."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from cutover import apply as applymod, plan as planmod
+from cutover.journal import Journal
+from tests.fakes import PLAN, ZONE, Clock, MemoryProvider
 
 
 @pytest.fixture
@@ -18,3 +22,14 @@ def write_plan(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture
+def env(write_plan, tmp_path):
+    """(context, provider, journal, clock) for PLAN on ZONE, state in a temporary folder."""
+    plan = planmod.load(write_plan(PLAN))
+    provider = MemoryProvider(plan.zone, ZONE)
+    journal = Journal(tmp_path / "state")
+    clock = Clock()
+    yield applymod.Context(plan, provider, journal, clock=clock), provider, journal, clock
+    journal.close()
