@@ -1,4 +1,4 @@
-"""Benchmark: one watch round (``cutover.watch.query_round``) against 50 delayed, lossy resolvers.
+"""Benchmark: one watch round (``cutover.observe.engine.query_round``) against 50 delayed, lossy resolvers.
 
 The resolvers are ``fastdns`` fakes in a child process, each answering after its own
 delay (spread evenly over 100-300 ms); every tenth one drops a share of the queries
@@ -57,7 +57,7 @@ def zone_records(count: int) -> dict[str, tuple[int, list[str]]]:
 
 
 def _targets(count: int):  # noqa: ANN202
-    from cutover.watch import Target
+    from cutover.observe.types import Target
 
     return [Target((name, "A"), (value_of(i),), (OLD,), 300) for i, name in enumerate(names(count))]
 
@@ -78,7 +78,7 @@ def _round_kwargs(concurrency: int | None) -> dict:
 def worker_round(args: argparse.Namespace) -> dict:
     """One round, as ``cutover watch --once`` runs it: ``run_round``, which splits a big
     round over the cores (``--processes 1`` forces the single-process ``query_round``)."""
-    from cutover.watch import query_round, run_round
+    from cutover.observe.engine import query_round, run_round
 
     fds = _bench.allow_open_files(65536)
     targets, resolvers = _targets(args.size), _resolvers(json.loads(args.endpoints))
@@ -127,7 +127,8 @@ def _profiled(fn, name: str) -> dict:
 
 def worker_rounds(args: argparse.Namespace) -> dict:
     """Many rounds in one process, keeping only the last one's answers (as a watch loop does)."""
-    from cutover.watch import Round, query_round, summarise
+    from cutover.observe.engine import query_round
+    from cutover.observe.types import Round, summarise
     from datetime import datetime, timezone
 
     _bench.allow_open_files(65536)

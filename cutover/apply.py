@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
 from cutover import diff as diffmod
-from cutover import guards, verify
+from cutover import guards, history, integrity, verify
 from cutover.errors import CutoverError, GuardError, PartialApplyError, ProviderError, StateError, UsageError
 from cutover.journal import LANDED, UNSETTLED, Journal, Run
 from cutover.plan import Plan
@@ -70,18 +70,31 @@ class Outcome:
 
 
 def read_live(ctx: Context) -> tuple[dict[RecordKey, RecordSet], int | None]:
-    """Live record sets (the managed ones, those of runs a crash left unsettled, and the
-    SOA) and the zone's size when known."""
+    """Live record sets (the managed ones, their address siblings, those of runs a crash
+    left unsettled, and the SOA) and the zone's size when known. The siblings (the AAAA
+    beside a managed A, and the reverse) are read even by providers that see only the
+    names they are asked for, so that an address left on the old server is found."""
     unsettled = [jc.change.key for r in ctx.journal.runs(ctx.plan.zone) if r.status in UNSETTLED for jc in r.changes]
-    wanted = tuple(dict.fromkeys((*ctx.plan.keys, *unsettled, (ctx.plan.zone, "SOA"))))
+    siblings = [(name, {"A": "AAAA", "AAAA": "A"}[rtype]) for name, rtype in ctx.plan.keys if rtype in ("A", "AAAA")]
+    wanted = tuple(dict.fromkeys((*ctx.plan.keys, *siblings, *unsettled, (ctx.plan.zone, "SOA"))))
     records = ctx.provider.records(wanted)
     size = len(records) if ctx.provider.lists_whole_zone else None
     return index(records), size
 
 
 def zone_diff(ctx: Context) -> diffmod.ZoneDiff:
-    live, _ = read_live(ctx)
-    return diffmod.compute(ctx.plan, live)
+    live, size = read_live(ctx)
+    return diff_with_targets(ctx, live, size)
+
+
+def diff_with_targets(ctx: Context, live: Mapping[RecordKey, RecordSet], size: int | None) -> diffmod.ZoneDiff:
+    """The diff, with the in-zone MX/SRV/NS targets read too when the provider saw only the
+    names it was asked for: a target never read would look like one without an address."""
+    zdiff = diffmod.compute(ctx.plan, live)
+    if size is not None or not zdiff.changes:
+        return zdiff
+    wanted = [k for k in integrity.target_keys(zdiff.changes, ctx.plan.zone) if k not in live]
+    return diffmod.compute(ctx.plan, live, index(ctx.provider.records(wanted)) if wanted else {})
 
 
 def reconcile(ctx: Context, live: Mapping[RecordKey, RecordSet]) -> list[str]:
@@ -152,13 +165,14 @@ def apply(ctx: Context, *, force: bool = False, verify_after: bool = True, confi
     ctx.journal.lock()
     live, size = read_live(ctx)
     notes = reconcile(ctx, live)
-    zdiff = diffmod.compute(plan, live)
+    zdiff = diff_with_targets(ctx, live, size)
     if zdiff.in_sync:
         return _finish_previous(ctx, live, notes, verify_after)
     refusals = _guards(ctx, zdiff, live, size)
     forced = _check(refusals, force, plan)
     if size is None:
         notes.append(f"safety share not checked: the {plan.provider.type} provider cannot list the whole zone")
+    notes += [f"left behind: {item.reason}" for item in zdiff.left_behind if item.kind not in guards.REFUSED_LEFT_BEHIND]
     if not confirm(zdiff):
         raise UsageError(f"{plan.path}: not confirmed; nothing was changed")
     return _execute(ctx, "apply", zdiff.changes, live, verify_after=verify_after, forced=forced, notes=notes)
@@ -200,6 +214,8 @@ def _guards(ctx: Context, zdiff: diffmod.ZoneDiff, live: Mapping[RecordKey, Reco
         *guards.drift(ctx.plan, live),
         *guards.ttl_readiness(zdiff, prepares, ctx.clock()),
         *guards.safety(zdiff, size),
+        *guards.left_behind(zdiff),
+        *guards.integrity(zdiff),
     ]
 
 
@@ -292,14 +308,30 @@ def _verify_run(ctx: Context, run: Run, live: Mapping[RecordKey, RecordSet], not
 
 def _outcome(ctx: Context, run: Run, servers: Sequence[verify.ServerResult], notes: Sequence[str],
              live: Mapping[RecordKey, RecordSet]) -> Outcome:
+    """The run's result with the two times an operator acts on. Caches may hold old answers
+    until the last authoritative server served the new data plus the longest old TTL (the
+    TTL before a prepare whose wait was cut short counts); unknown while one still lags."""
     changes = run.landed_changes
-    changed = run.changed
-    old = verify.targets(changes, verify.negative_ttl(live, ctx.plan.zone))
+    neg_ttl = verify.negative_ttl(live, ctx.plan.zone)
+    old = [history.target_for(c, run.changed, ctx.journal, ctx.plan.zone, neg_ttl) for c in changes]
     longest_old = max((t.old_ttl for t in old), default=0)
-    until = changed + longest_old if changed is not None else None
+    start = _agreed_at(ctx, run, servers)
+    until = start + longest_old if start is not None else None
     retire = None
-    if run.kind != "prepare" and changed is not None and until is not None:
-        retire = max(until, changed + ctx.plan.retire.parallel_period)
-    return Outcome(ctx.plan, run.kind, run.status, run.id, changes, changed, until, retire, tuple(servers), tuple(notes))
+    if run.kind != "prepare" and run.changed is not None and until is not None:
+        retire = max(until, run.changed + ctx.plan.retire.parallel_period)
+    if run.kind != "prepare" and start is None and run.changed is not None:
+        notes = (*notes, "the old-TTL clock starts when every authoritative server serves the new data; "
+                         "`cutover watch` dates it")
+    return Outcome(ctx.plan, run.kind, run.status, run.id, changes, run.changed, until, retire, tuple(servers), tuple(notes))
 
 
+def _agreed_at(ctx: Context, run: Run, servers: Sequence[verify.ServerResult]) -> float | None:
+    """When every authoritative server was seen serving the new data (the verification), or
+    the change itself when nothing was verified on request (``--no-verify``, prepare)."""
+    if run.status == "verified":
+        verified = ctx.journal.verified_at(run.id)
+        return verified if verified is not None else run.changed
+    if run.status in ("applied", "insync") and not servers:
+        return run.changed
+    return None

@@ -181,7 +181,8 @@ def _change(args: argparse.Namespace, out: Output, fn: Callable[[applymod.Contex
         out.document({"plans": [r.as_dict() for r in results]})
     else:
         for r in results:
-            out.text(f"{r.plan.zone}: FAILED - see above" if isinstance(r, Failure) else render.outcome_text(r))
+            out.text(f"{r.plan.zone}: FAILED: {(r.message.splitlines() or ['see above'])[0]}"
+                     if isinstance(r, Failure) else render.outcome_text(r))
         failed = [r for r in results if isinstance(r, Failure)]
         if len(plans) > 1:
             out.text(f"\n{len(plans) - len(failed)} of {len(plans)} zones done"
@@ -214,7 +215,9 @@ def cmd_watch(args: argparse.Namespace, out: Output) -> int:
         with context(args, plan, out) as ctx:
             live, _ = applymod.read_live(ctx)
             nameservers = [] if plan.verify.nameservers else ctx.provider.nameservers()
-            setup = monitor.setup(plan, ctx.journal, live, nameservers, args.resolvers)
+            delegation = (plan.zone, "NS") in plan.keys
+            setup = monitor.setup(plan, ctx.journal, live, nameservers, args.resolvers,
+                                  parent_nameservers=ctx.provider.parent_nameservers() if delegation else ())
         watches.append((setup, Journal(state_dir(args, plan))))
 
     _, worst = per_plan(plans, out, one)

@@ -1,7 +1,9 @@
 """What would change: the plan's desired record sets against the live ones.
 
 Pure functions over plain values; reading the live zone is the provider's job and
-happens at the edge (``cutover.engine``).
+happens at the edge (``cutover.apply``). A diff also names the record sets the plan
+would leave on the old server's addresses (``cutover.leftbehind``), because a dry run
+that says nothing of the AAAA still pointing at the old server is not a dry run.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Mapping
 
+from cutover import integrity, leftbehind
 from cutover.plan import Plan
 from cutover.records import Change, RecordKey, RecordSet
 
@@ -20,6 +23,8 @@ class ZoneDiff:
     plan: Plan
     live: Mapping[RecordKey, RecordSet]
     changes: tuple[Change, ...]
+    left_behind: tuple[leftbehind.LeftBehind, ...] = ()
+    broken_targets: tuple[integrity.Problem, ...] = ()
 
     @property
     def in_sync(self) -> bool:
@@ -30,18 +35,24 @@ class ZoneDiff:
             "plan": str(self.plan.path),
             "zone": self.plan.zone,
             "changes": [c.as_dict() for c in self.changes],
+            "left_behind": [item.as_dict() for item in self.left_behind],
+            "broken_targets": [p.as_dict() for p in self.broken_targets],
         }
 
 
-def compute(plan: Plan, live: Mapping[RecordKey, RecordSet]) -> ZoneDiff:
-    """Changes that make the managed record sets match the plan; others are never touched."""
+def compute(plan: Plan, live: Mapping[RecordKey, RecordSet],
+            targets: Mapping[RecordKey, RecordSet] | None = None) -> ZoneDiff:
+    """Changes that make the managed record sets match the plan; others are never touched.
+    ``targets`` are extra record sets read for the in-zone MX/SRV/NS targets' integrity."""
     changes = []
     for record in plan.records:
         before = live.get(record.key)
         after = record.desired(before, plan.default_ttl)
         if before != after:
             changes.append(Change(before=before, after=after))
-    return ZoneDiff(plan=plan, live=live, changes=tuple(changes))
+    left = leftbehind.find(changes, live, managed=plan.keys, ignore=plan.retire.ignore)
+    broken = integrity.problems(changes, {**(targets or {}), **live}, plan.zone)
+    return ZoneDiff(plan=plan, live=live, changes=tuple(changes), left_behind=tuple(left), broken_targets=tuple(broken))
 
 
 def lower_ttls(plan: Plan, live: Mapping[RecordKey, RecordSet], ttl: int) -> tuple[Change, ...]:

@@ -19,7 +19,7 @@ from cutover.times import iso, span
 
 @dataclass(frozen=True)
 class Refusal:
-    guard: str  # drift | ttl | safety
+    guard: str  # drift | ttl | safety | left-behind | integrity
     message: str
 
 
@@ -123,6 +123,23 @@ def safety(diff: ZoneDiff, zone_size: int | None) -> list[Refusal]:
         f"the plan would create, replace or delete {len(touched)} of the zone's {zone_size} record sets "
         f"({share:.0%}), more than safety.max_change_share ({limit:.0%})"
     ))]
+
+
+#: Kinds of record left behind that send traffic to the old server: ``apply`` refuses them.
+#: SPF terms and names that merely point at such a record are named, and hold the verdict.
+REFUSED_LEFT_BEHIND = ("address", "same-name")
+
+
+def left_behind(diff: ZoneDiff) -> list[Refusal]:
+    """Refuse a change that leaves address records on the old server (an AAAA beside a moved
+    A sends every IPv6 client to the old server after it is switched off)."""
+    return [Refusal("left-behind", f"{item.reason}") for item in diff.left_behind if item.kind in REFUSED_LEFT_BEHIND]
+
+
+def integrity(diff: ZoneDiff) -> list[Refusal]:
+    """Refuse a change that leaves an in-zone MX, SRV or NS target without an address: BIND
+    answers a bare REFUSED, other providers accept it and mail bounces."""
+    return [Refusal("integrity", p.message) for p in diff.broken_targets]
 
 
 def _show(values: Sequence[str]) -> str:

@@ -293,6 +293,11 @@ class Journal:
         ).fetchall()
         return [{"server": s, "state": st, "detail": d, "time": iso(t)} for s, st, d, t in rows]
 
+    def verified_at(self, run_id: int) -> float | None:
+        """When the run's verification last asked the servers (the full-precision time)."""
+        row = self.db.execute("SELECT MAX(time) FROM verifications WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def add_round(self, zone: str, number: int, when: float, document: dict[str, Any]) -> None:
         with self._txn() as db:
             db.execute(

@@ -15,6 +15,7 @@ from typing import Any, Mapping, TextIO
 
 from tabulate import tabulate
 
+from cutover.observe.types import RecordSummary
 from cutover.times import duration, parse_iso, percent
 
 BAR_WIDTH = 24
@@ -22,7 +23,8 @@ STATE_MARK = {
     "new": "N", "old": "O", "other": "?", "filtered": "f", "timeout": "t", "servfail": "S",
     "refused": "R", "nxdomain": "X", "nodata": "D", "malformed": "M", "error": "E",
 }
-CONDITION_LABEL = {"propagation": "propagation", "ttl": "old TTL", "parallel_period": "parallel period"}
+CONDITION_LABEL = {"propagation": "propagation", "quorum": "quorum", "authoritative": "authoritative servers",
+                   "left_behind": "left behind", "ttl": "old data", "parallel_period": "parallel period"}
 _GREEN, _RED, _YELLOW, _DIM, _BOLD, _RESET = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
 
 
@@ -30,8 +32,10 @@ def render_round_line(doc: Mapping[str, Any]) -> str:
     """One round as one line: counts and share per record, then the verdict."""
     parts = [f"round {doc['round']} {doc['time']}"]
     for rec in doc["records"]:
+        if not rec.get("resolvers_asked", True):
+            continue
         c = rec["counts"]
-        answering = c["new"] + c["old"] + c["other"]
+        answering = RecordSummary.from_record(rec).answering
         parts.append(
             f"{rec['name']} {rec['type']} {c['new']}/{answering} new ({percent(rec['share'])})"
             f" old {c['old']} other {c['other']} error {c['error']}"

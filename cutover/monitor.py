@@ -1,9 +1,11 @@
 """The propagation monitor behind ``cutover watch`` and ``cutover status``.
 
-``cutover.watch`` asks the resolvers and ``cutover.verdict`` judges; this module
-decides *what* to watch for a plan (from the journal: the last apply's values and
-TTLs, or the plan's ``from``/``to`` when the change was made outside cutover), runs
-the rounds, dates the change, and journals every round.
+A round is: ask every server at once (``cutover.observe.engine``): the resolvers about
+the records they may be asked, the zone's authoritative servers about every record and
+their SOA serial, and, for a delegation change, the parent's servers about the NS set and
+the old host about everything it still serves; learn what the answers tell about old
+TTLs; decide the verdict (a pure function, ``cutover.verdict``); journal the round.
+What to watch and since when comes from ``cutover.history``.
 """
 
 from __future__ import annotations
@@ -15,28 +17,54 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping, MutableSequence, Sequence
 
+from cutover import bounds, delegation as delegation_mod, history, leftbehind, verify
 from cutover import resolvers as resolvers_mod
-from cutover import guards, verify
 from cutover.errors import UsageError
 from cutover.journal import LANDED, Journal, Run
+from cutover.observe import document
+from cutover.observe.authoritative import ServerView, all_new, serial_probe, views
+from cutover.observe.engine import CONCURRENCY, PARALLEL_FROM, query_round, run_round
+from cutover.observe.types import AUTHORITATIVE, OLD_HOST, Answer, RecordSummary, Round, Target, summarise
 from cutover.plan import Plan
 from cutover.records import Change, RecordKey, RecordSet
 from cutover.resolvers import Resolver
-from cutover.verdict import Verdict, decide, stale_resolvers
-from cutover.times import iso, parse_iso
-from cutover.watch import (
-    CONCURRENCY,
-    PARALLEL_FROM,
-    Answer,
-    RecordSummary,
-    Round,
-    Target,
-    authoritative_all_new,
-    query_round,
-    round_document,
-    run_round,
-    summarise,
-)
+from cutover.times import iso_precise, parse_iso
+from cutover.verdict import Evidence, Rules, Verdict, decide, stale_resolvers
+
+Job = tuple[tuple[Target, ...], tuple[Resolver, ...]]
+
+
+@dataclass(frozen=True)
+class DelegationWatch:
+    """A move between DNS hosts: the parent's servers, the old host's, and what it serves."""
+
+    parent: tuple[Resolver, ...]
+    old_host: tuple[Resolver, ...]
+    parent_ns_ttl: int
+    old_ns_ttl: int
+    old_ns_ttl_source: str
+    teaches_old_ns: bool = True
+    serving_old: tuple[RecordKey, ...] = ()
+    new_since: tuple[tuple[RecordKey, float], ...] = ()
+
+    def as_bound_input(self) -> bounds.Delegation:
+        host = bounds.OldHost(
+            servers=tuple(dict.fromkeys(r.label for r in self.old_host)),
+            ns_ttl=self.old_ns_ttl, ns_ttl_source=self.old_ns_ttl_source, teaches_old_ns=self.teaches_old_ns,
+            serving_old=self.serving_old, new_since={k: _dt(t) for k, t in self.new_since},
+        )
+        return bounds.Delegation(self.parent_ns_ttl, host)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "parent": [r.endpoint for r in self.parent],
+            "old_host": [r.endpoint for r in self.old_host],
+            "parent_ns_ttl": self.parent_ns_ttl,
+            "old_host_ns_ttl": self.old_ns_ttl,
+            "old_host_ns_ttl_source": self.old_ns_ttl_source,
+            "old_host_teaches_old_ns": self.teaches_old_ns,
+            "old_host_serving_old": [f"{k[0]} {k[1]}" for k in self.serving_old],
+        }
 
 
 @dataclass(frozen=True)
@@ -48,30 +76,57 @@ class Setup:
     resolvers: tuple[Resolver, ...]
     change_time: float | None
     change_source: str
+    servers: tuple[Resolver, ...] = ()
+    agreed_since: float | None = None
+    left_behind: tuple[leftbehind.LeftBehind, ...] = ()
+    delegation: DelegationWatch | None = None
 
     @property
     def longest_old_ttl(self) -> int:
         return max((t.old_ttl for t in self.targets), default=0)
 
+    def jobs(self) -> list[Job]:
+        """Who is asked what this round (resolvers are never asked for an NS set)."""
+        recursive = tuple(t for t in self.targets if t.recursive)
+        probe = serial_probe(self.plan.zone)
+        if self.delegation is None:
+            return [(recursive, self.resolvers), ((*self.targets, probe), self.servers)]
+        at_parent = tuple(t for t in self.targets if t.key == (self.plan.zone, "NS"))
+        at_host = tuple(t for t in self.targets if t.key != (self.plan.zone, "NS"))
+        return [(recursive, self.resolvers), ((*at_host, probe), self.servers),
+                (at_parent, self.delegation.parent), ((*self.targets, probe), self.delegation.old_host)]
+
 
 def setup(plan: Plan, journal: Journal, live: Mapping[RecordKey, RecordSet], nameservers: Sequence[str],
-          resolver_spec: Any = None) -> Setup:
-    """Targets from the journal (what was changed, from what, when), else from the plan's
-    ``from``/``to``; resolvers from ``--resolvers`` or the plan, plus the zone's servers."""
-    neg_ttl = verify.negative_ttl(live, plan.zone)
-    last = journal.last(plan.zone, ("apply", "rollback"), LANDED)
-    if last is not None and last.kind == "rollback":
-        targets = [_target(c, last.changed, journal, plan.zone, neg_ttl) for c in last.landed_changes]
-        change_time, source = last.changed, f"rollback run {last.id}"
-    elif last is not None:
-        targets, runs = _from_applies(plan, journal, neg_ttl)
-        change_time = max((r.changed for r in runs if r.changed is not None), default=None)
-        source = "apply run" + ("s " if len(runs) > 1 else " ") + ", ".join(str(r.id) for r in runs)
-    else:
-        targets = _from_plan(plan, live, neg_ttl, journal)
-        change_time, source = _observed_change(journal, plan.zone, targets)
-    return Setup(plan, tuple(targets), tuple(_resolvers(plan, resolver_spec)) + tuple(_servers(plan, nameservers)),
-                 change_time, source)
+          resolver_spec: Any = None, *, parent_nameservers: Sequence[str] = ()) -> Setup:
+    """Targets and change from the journal (``cutover.history``); resolvers from ``--resolvers``
+    or the plan; the zone's servers; records left behind; the delegation's servers."""
+    past = history.read(plan, journal, live, verify.negative_ttl(live, plan.zone))
+    servers, _unresolved = verify.endpoints(list(plan.verify.nameservers) or list(nameservers))
+    left = leftbehind.find(_landed(past), live, managed=plan.keys, ignore=plan.retire.ignore)
+    s = Setup(plan, past.targets, tuple(_resolvers(plan, resolver_spec)), past.change_time, past.change_source,
+              tuple(servers), past.agreed_since, tuple(left))
+    if (plan.zone, "NS") in plan.keys and parent_nameservers:
+        s = replace(s, delegation=_delegation(plan, past, parent_nameservers))
+    return s
+
+
+def _landed(past: history.History) -> list[Change]:
+    """The changes whose old addresses are "the old server": the targets' old and new values."""
+    out = []
+    for t in past.targets:
+        before = RecordSet(t.name, t.type, t.old_ttl, t.old) if t.old else None
+        after = RecordSet(t.name, t.type, 0, t.new) if t.new else None
+        if before is not None or after is not None:
+            out.append(Change(before, after))
+    return out
+
+
+def _delegation(plan: Plan, past: history.History, parent_names: Sequence[str]) -> DelegationWatch:
+    ns = next(t for t in past.targets if t.key == (plan.zone, "NS"))
+    parent = tuple(delegation_mod.parent_servers(parent_names))
+    old_host = tuple(delegation_mod.old_host(ns.old, parent))
+    return DelegationWatch(parent, old_host, ns.old_ttl, int(plan.retire.max_old_ttl), "max_old_ttl")
 
 
 def _resolvers(plan: Plan, cli_spec: Any) -> list[Resolver]:
@@ -82,136 +137,126 @@ def _resolvers(plan: Plan, cli_spec: Any) -> list[Resolver]:
         raise UsageError(f"{'--resolvers' if cli_spec else f'{plan.path}: watch.resolvers'}: {exc}") from None
 
 
-def _servers(plan: Plan, nameservers: Sequence[str]) -> list[Resolver]:
-    servers, _unresolved = verify.endpoints(list(plan.verify.nameservers) or nameservers)
-    return servers
-
-
-def _from_applies(plan: Plan, journal: Journal, neg_ttl: int) -> tuple[list[Target], list[Run]]:
-    """Per plan record, the newest apply that moved it to the plan's values (back to the last
-    rollback); a record whose change did not land (a partial apply) is watched too, from its
-    journalled ``before``, so that it holds the verdict back until it is really there."""
-    runs = [r for r in journal.runs(plan.zone, ("apply", "rollback"))]
-    since = max((i for i, r in enumerate(runs) if r.kind == "rollback" and r.status in LANDED), default=-1)
-    applies = [r for r in runs[since + 1:] if r.kind == "apply"]
-    targets, used = [], []
-    for record in plan.records:
-        found = _newest_change(applies, record.key, record.to)
-        if found is None:
-            if record.from_ is not None:
-                targets.append(Target(record.key, record.to, record.from_, neg_ttl))
-            continue
-        run, change, landed = found
-        if landed:
-            targets.append(_target(change, run.changed, journal, plan.zone, neg_ttl))
-            used.append(run)
-        else:
-            targets.append(Target(record.key, record.to, change.before.values if change.before else (),
-                                  change.before.ttl if change.before else neg_ttl))
-    return targets, sorted(set(used), key=lambda r: r.id) or applies[-1:]
-
-
-def _newest_change(applies: Sequence[Run], key: RecordKey, to: tuple[str, ...]) -> tuple[Run, Change, bool] | None:
-    """The newest journalled change of ``key`` to ``to``: landed if any landed, else the last attempt."""
-    attempt = None
-    for run in reversed(applies):
-        for jc in run.changes:
-            after = jc.change.after.values if jc.change.after else ()
-            if jc.change.key != key or after != to:
-                continue
-            if jc.status == "landed" and run.status in LANDED:
-                return run, jc.change, True
-            attempt = attempt or (run, jc.change, False)
-    return attempt
-
-
-def _target(change: Change, changed: float | None, journal: Journal, zone: str, neg_ttl: int) -> Target:
-    """What watchers look for after ``change``. The old TTL is the longest a cache may still
-    hold the old answer for, counted from the change: the TTL just before it, or what is
-    left of a longer TTL from before a prepare whose wait was cut short (``--force``)."""
-    old_ttl = change.before.ttl if change.before else neg_ttl
-    window = guards.prepared_until(journal.runs(zone, ("prepare",))).get(change.key)
-    if window is not None and changed is not None:
-        old_ttl = max(old_ttl, int(window - changed + 0.999))
-    return Target(change.key, change.after.values if change.after else (),
-                  change.before.values if change.before else (), old_ttl)
-
-
-def _from_plan(plan: Plan, live: Mapping[RecordKey, RecordSet], neg_ttl: int, journal: Journal) -> list[Target]:
-    """Without a journalled apply, "old" is the plan's ``from``, with the longest TTL we know of:
-    the live one, the one before a prepare, and the one earlier rounds recorded (the live
-    TTL after an outside change is the new record's, not the old one's)."""
-    known: dict[RecordKey, int] = {}
-    for run in journal.runs(plan.zone, ("prepare",)):
-        for c in run.changes:
-            if c.change.before is not None:
-                known[c.change.key] = max(known.get(c.change.key, 0), c.change.before.ttl)
-    for doc in journal.rounds(plan.zone):
-        for rec in doc.get("records", []):
-            key = (rec["name"], rec["type"])
-            known[key] = max(known.get(key, 0), int(rec.get("old_ttl", 0)))
-    out = []
-    for record in plan.records:
-        if record.from_ is None:
-            continue
-        current = live.get(record.key)
-        old_ttl = max(known.get(record.key, 0), current.ttl if current else 0) if record.from_ else neg_ttl
-        out.append(Target(record.key, record.to, record.from_, old_ttl or neg_ttl))
-    if not out:
-        raise UsageError(
-            f"{plan.path}: nothing to watch: no apply is journalled for {plan.zone} and no record has `from`"
-            " (add `from:` to say what the old answer is)"
-        )
-    return out
-
-
-def _observed_change(journal: Journal, zone: str, targets: Sequence[Target]) -> tuple[float | None, str]:
-    """A change made outside cutover is dated by the first round, watching these same
-    targets, where every authoritative server had it (older rounds of another cutover of
-    the zone do not count)."""
-    wanted = {(t.name, t.type, t.new, t.old) for t in targets}
-    for doc in journal.rounds(zone):
-        watched = {(r["name"], r["type"], tuple(r["new"]), tuple(r["old"])) for r in doc.get("records", [])}
-        if watched == wanted and doc.get("authoritative_all_new"):
-            return parse_iso(doc["time"]).timestamp(), f"observed at the authoritative servers in round {doc['round']}"
-    return None, "not seen yet at the authoritative servers"
-
-
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc)
 
 
+def _maybe_dt(ts: float | None) -> datetime | None:
+    return None if ts is None else _dt(ts)
+
+
+# --------------------------------------------------------------------------- asking
+
+
 def ask_all(setups: Sequence[Setup]) -> list[list[Answer]]:
     """One round for every plan at once. Small rounds share one event loop and the query
-    budget, so watching ten zones costs about the slowest resolver's time, not ten rounds;
-    big ones (CPU-bound) take every core, plan after plan."""
-    if sum(len(s.targets) * len(s.resolvers) for s in setups) >= PARALLEL_FROM:
-        return [run_round(s.targets, s.resolvers, timeout=s.plan.watch.timeout, processes=os.cpu_count()) for s in setups]
-    return asyncio.run(_gather(setups))
+    budget, so watching ten zones costs about the slowest server's time, not ten rounds;
+    big ones (CPU-bound) take every core, job after job."""
+    jobs = [(i, job) for i, s in enumerate(setups) for job in s.jobs()]
+    if sum(len(t) * len(r) for _, (t, r) in jobs) >= PARALLEL_FROM:
+        parts = [run_round(t, r, timeout=setups[i].plan.watch.timeout, processes=os.cpu_count()) for i, (t, r) in jobs]
+    else:
+        parts = asyncio.run(_gather(setups, jobs))
+    out: list[list[Answer]] = [[] for _ in setups]
+    for (i, _), answers in zip(jobs, parts):
+        out[i].extend(answers)
+    return out
 
 
-async def _gather(setups: Sequence[Setup]) -> list[list[Answer]]:
-    share = max(1, CONCURRENCY // max(1, len(setups)))
+async def _gather(setups: Sequence[Setup], jobs: Sequence[tuple[int, Job]]) -> list[list[Answer]]:
+    share = max(1, CONCURRENCY // max(1, len(jobs)))
     return list(await asyncio.gather(*(
-        query_round(s.targets, s.resolvers, timeout=s.plan.watch.timeout, concurrency=share) for s in setups
+        query_round(t, r, timeout=setups[i].plan.watch.timeout, concurrency=share) for i, (t, r) in jobs
     )))
 
 
+# --------------------------------------------------------------------------- one round
+
+
 def record_round(s: Setup, journal: Journal, answers: Sequence[Answer], started: float) -> tuple[Setup, dict[str, Any]]:
-    """Judge one plan's answers and journal the round. Returns the (possibly newly dated)
-    setup and the round's document."""
+    """Learn from one plan's answers, judge them and journal the round. Returns the updated
+    setup (newly dated change, agreement, learnt TTLs) and the round's document."""
     number = journal.round_count(s.plan.zone) + 1
     rnd = Round(number, _dt(started), tuple(answers))
-    if s.change_time is None and authoritative_all_new(rnd, s.targets):
+    s = _learn(s, rnd, started)
+    server_views = views(rnd, s.targets)
+    agreed = all_new(server_views)
+    s = replace(s, agreed_since=(s.agreed_since if s.agreed_since is not None else started) if agreed else None)
+    if s.change_time is None and agreed:
         s = replace(s, change_time=started, change_source=f"observed at the authoritative servers in round {number}")
-    verdict = judge(s, summarise(rnd, s.targets), started)
-    stale = stale_resolvers(rnd, s.targets, _dt(s.change_time) if s.change_time else None, _dt(started))
-    doc = round_document(rnd, s.targets, verdict, stale=stale)
+    evidence = _evidence(s, summarise(rnd, s.targets), server_views)
+    verdict = decide(evidence, rules(s.plan), _dt(started))
+    stale = stale_resolvers(rnd, s.targets, _maybe_dt(s.agreed_since), _dt(started))
+    doc = document.round_document(rnd, s.targets, verdict, evidence, stale=stale,
+                                  left_behind=[item.as_dict() for item in s.left_behind],
+                                  delegation=s.delegation.as_dict() if s.delegation else None)
     doc["plan"] = str(s.plan.path)
     doc["zone"] = s.plan.zone
-    doc["change"] = {"time": iso(s.change_time), "source": s.change_source}
+    doc["change"] = {"time": iso_precise(s.change_time), "source": s.change_source}
     journal.add_round(s.plan.zone, number, started, doc)
     return s, doc
+
+
+def _learn(s: Setup, rnd: Round, started: float) -> Setup:
+    """Old TTLs that were only guessed (``retire.max_old_ttl``) become facts when an
+    authoritative server is seen still serving the old data; a delegation's old host says
+    its own NS TTL and which records it still serves old."""
+    targets = tuple(_learn_ttl(t, rnd.of_group(AUTHORITATIVE), "authoritative") for t in s.targets)
+    if s.delegation is not None:
+        targets = tuple(_learn_ttl(t, rnd.of_group(OLD_HOST), "old host") for t in targets)
+        s = replace(s, delegation=_learn_old_host(s.delegation, s.plan.zone, targets, rnd.of_group(OLD_HOST), started))
+    return replace(s, targets=targets)
+
+
+def _learn_ttl(t: Target, answers: Sequence[Answer], source: str) -> Target:
+    seen = [a.ttl for a in answers if a.key == t.key and a.state == "old" and a.ttl is not None]
+    if not seen or not t.old:
+        return t
+    ttl = max(seen)
+    if t.old_ttl_source == "max_old_ttl" or ttl > t.old_ttl:
+        return replace(t, old_ttl=ttl, old_ttl_source=source)
+    return t
+
+
+def _learn_old_host(d: DelegationWatch, zone: str, targets: Sequence[Target], answers: Sequence[Answer],
+                    started: float) -> DelegationWatch:
+    ns = [a for a in answers if a.key == (zone, "NS") and a.answered]
+    if ns:
+        ttl = max(a.ttl or 0 for a in ns)
+        if d.old_ns_ttl_source == "max_old_ttl" or ttl > d.old_ns_ttl:
+            d = replace(d, old_ns_ttl=ttl, old_ns_ttl_source="old host")
+        d = replace(d, teaches_old_ns=any(a.state != "new" for a in ns))
+    since = dict(d.new_since)
+    serving_old = []
+    for t in targets:
+        mine = [a for a in answers if a.key == t.key and a.answered]
+        if not t.recursive or not mine:
+            continue
+        if any(a.state != "new" for a in mine):
+            serving_old.append(t.key)
+            since.pop(t.key, None)
+        else:
+            since.setdefault(t.key, started)
+    return replace(d, serving_old=tuple(serving_old), new_since=tuple(since.items()))
+
+
+def _evidence(s: Setup, summaries: Sequence[RecordSummary], server_views: Sequence[ServerView]) -> Evidence:
+    agreed = _maybe_dt(s.agreed_since)
+    if s.delegation is None:
+        bound = bounds.record_change(s.targets, agreed)
+    else:
+        bound = bounds.delegation_change(s.targets, agreed, s.delegation.as_bound_input())
+    return Evidence(tuple(summaries), tuple(server_views), agreed, bound, _maybe_dt(s.change_time),
+                    tuple(item.reason for item in s.left_behind))
+
+
+def rules(plan: Plan) -> Rules:
+    r = plan.retire
+    return Rules(r.threshold, r.parallel_period, r.min_answering, r.min_answering_is_count)
+
+
+def judge(s: Setup, summaries: Sequence[RecordSummary], server_views: Sequence[ServerView], now: float) -> Verdict:
+    return decide(_evidence(s, summaries, server_views), rules(s.plan), _dt(now))
 
 
 def rounds(watches: MutableSequence[tuple[Setup, Journal]], *, once: bool = False,
@@ -229,22 +274,14 @@ def rounds(watches: MutableSequence[tuple[Setup, Journal]], *, once: bool = Fals
             yield doc
         if once or all(done):
             return
-        sleep(interval)
+        sleep(max(0.0, started + interval - time.time()))
 
 
-def judge(s: Setup, summaries: Sequence[RecordSummary], now: float) -> Verdict:
-    return decide(
-        summaries,
-        threshold=s.plan.retire.threshold,
-        change_time=_dt(s.change_time) if s.change_time is not None else None,
-        longest_old_ttl=s.longest_old_ttl,
-        parallel_period=s.plan.retire.parallel_period,
-        now=_dt(now),
-    )
+# --------------------------------------------------------------------------- status
 
 
 def verdict_now(plan: Plan, journal: Journal, now: float | None = None) -> dict[str, Any] | None:
-    """The retire verdict at ``now`` from the last round's counts (time moves on between
+    """The retire verdict at ``now`` from the last round's evidence (time moves on between
     rounds); none when an apply or rollback came after that round, which it cannot judge."""
     doc = journal.last_round(plan.zone)
     if doc is None:
@@ -252,14 +289,9 @@ def verdict_now(plan: Plan, journal: Journal, now: float | None = None) -> dict[
     newer = journal.last(plan.zone, ("apply", "rollback"), LANDED)
     if newer is not None and newer.changed is not None and newer.changed > parse_iso(doc["time"]).timestamp():
         return None
-    summaries = [
-        RecordSummary((r["name"], r["type"]), **{k: r["counts"].get(k, 0) for k in ("new", "old", "other", "error", "filtered")})
-        for r in doc["records"]
-    ]
-    change = doc.get("change", {}).get("time")
-    setup_ = Setup(plan, tuple(Target((r["name"], r["type"]), tuple(r["new"]), tuple(r["old"]), r["old_ttl"]) for r in doc["records"]),
-                   (), parse_iso(change).timestamp() if change else None, doc.get("change", {}).get("source", ""))
-    return judge(setup_, summaries, time.time() if now is None else now).as_dict()
+    change = (doc.get("change") or {}).get("time")
+    evidence = document.evidence(doc, parse_iso(change) if change else None)
+    return decide(evidence, rules(plan), _dt(time.time() if now is None else now)).as_dict()
 
 
 def status(plan: Plan, journal: Journal) -> dict[str, Any]:

@@ -32,11 +32,8 @@ from urllib.parse import urlsplit
 import requests
 
 from cutover.errors import UsageError
+from cutover.observe.types import RecordSummary
 
-#: Float shares such as 19/20 against 95% must not miss the threshold on the last bit.
-EPSILON = 1e-9
-
-KINDS = ("threshold", "stale", "verdict", "error")
 
 
 # --------------------------------------------------------------------------- events
@@ -72,8 +69,7 @@ def record_label(rec: Mapping[str, Any]) -> str:
 
 
 def answering(rec: Mapping[str, Any]) -> int:
-    counts = rec.get("counts", {})
-    return int(rec.get("answering", counts.get("new", 0) + counts.get("old", 0) + counts.get("other", 0)))
+    return RecordSummary.from_record(rec).answering
 
 
 def threshold_of(doc: Mapping[str, Any]) -> float:
@@ -82,8 +78,9 @@ def threshold_of(doc: Mapping[str, Any]) -> float:
 
 
 def reached(rec: Mapping[str, Any], threshold: float) -> bool:
-    """A record is at the threshold when somebody answered and enough of them said new."""
-    return answering(rec) > 0 and float(rec.get("share") or 0.0) >= threshold - EPSILON
+    """A round document's record at the threshold (the rule is ``RecordSummary.reached``).
+    Records no resolver is asked about (an NS set) have no share to reach."""
+    return bool(rec.get("resolvers_asked", True)) and RecordSummary.from_record(rec).reached(threshold)
 
 
 def stale_answers(doc: Mapping[str, Any]) -> dict[tuple[str, str, str], tuple[Mapping[str, Any], Mapping[str, Any]]]:

@@ -48,7 +48,7 @@ RECORD_KEYS = ("name", "type", "ttl", "from", "to")
 SECTION_KEYS = {
     "prepare": ("ttl",),
     "watch": ("resolvers", "interval", "timeout"),
-    "retire": ("threshold", "parallel_period"),
+    "retire": ("threshold", "parallel_period", "min_answering", "max_old_ttl", "ignore"),
     "verify": ("nameservers", "timeout"),
     "safety": ("max_change_share",),
 }
@@ -174,10 +174,21 @@ class WatchConfig:
     timeout: float = 2.0
 
 
+#: ``retire.min_answering`` default: half the resolvers asked must answer for a record.
+DEFAULT_MIN_ANSWERING = 0.5
+#: ``retire.max_old_ttl`` default: the old TTL assumed when nothing recorded it (a day
+#: covers the common zone defaults of 3600-86400 s).
+DEFAULT_MAX_OLD_TTL = 86400.0
+
+
 @dataclass(frozen=True)
 class RetireConfig:
     threshold: float = 1.0
     parallel_period: float = 7 * 86400.0
+    min_answering: float = DEFAULT_MIN_ANSWERING
+    min_answering_is_count: bool = False
+    max_old_ttl: float = DEFAULT_MAX_OLD_TTL
+    ignore: tuple[RecordKey, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -337,7 +348,7 @@ def build(data: Any, path: Path, environ: Mapping[str, str]) -> Plan:
         c.keys(section, SECTION_KEYS[name], name)
     prepare_ttl = _ttl(c, sections["prepare"]["ttl"], "prepare.ttl") if "ttl" in sections["prepare"] else None
     watch = _watch(c, sections["watch"], path.parent)
-    retire = _retire(c, sections["retire"])
+    retire = _retire(c, sections["retire"], zone or STAND_IN_ZONE)
     verify = _verify(c, sections["verify"])
     share = sections["safety"].get("max_change_share", 0.5)
     share = c.convert(share, "safety.max_change_share", parse_share)
@@ -587,13 +598,56 @@ def _positive_duration(value: Any) -> float:
     return seconds
 
 
-def _retire(c: _Checker, section: Mapping[str, Any]) -> RetireConfig:
+def _retire(c: _Checker, section: Mapping[str, Any], zone: str) -> RetireConfig:
     threshold = c.convert(section.get("threshold", "100%"), "retire.threshold", parse_share)
     period = c.convert(section.get("parallel_period", "7d"), "retire.parallel_period", parse_duration)
+    quorum = c.convert(section.get("min_answering", "50%"), "retire.min_answering", parse_quorum)
+    max_old = c.convert(section.get("max_old_ttl", "1d"), "retire.max_old_ttl", parse_duration)
+    ignore = _ignore(c, section.get("ignore", []), zone)
     return RetireConfig(
         threshold=1.0 if threshold is None else threshold,
         parallel_period=7 * 86400.0 if period is None else period,
+        min_answering=DEFAULT_MIN_ANSWERING if quorum is None else quorum[0],
+        min_answering_is_count=False if quorum is None else quorum[1],
+        max_old_ttl=DEFAULT_MAX_OLD_TTL if max_old is None else max_old,
+        ignore=ignore,
     )
+
+
+def parse_quorum(value: Any) -> tuple[float, bool]:
+    """``retire.min_answering``: a count (``3``) or a share (``50%``, ``0.5``); (value, is_count)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{show(value)} is not a count or a share (expected e.g. 3 or 50%)")
+    text = str(value).strip()
+    if text.isdigit():
+        count = int(text)
+        if count < 1:
+            raise ValueError(f"{show(value)} must be at least 1 (or a share such as 50%)")
+        return float(count), True
+    try:
+        return parse_share(value), False
+    except ValueError:
+        raise ValueError(f"{show(value)} is not a count or a share (expected e.g. 3 or 50%)") from None
+
+
+def _ignore(c: _Checker, value: Any, zone: str) -> tuple[RecordKey, ...]:
+    """``retire.ignore``: ``"NAME TYPE"`` entries, names relative to the zone as in ``records``."""
+    if not isinstance(value, list):
+        c.add("retire.ignore", f"{show(value)} is not a list of 'NAME TYPE' entries (e.g. [legacy-ftp A])")
+        return ()
+    keys = []
+    for j, entry in enumerate(value):
+        parts = str(entry).split() if isinstance(entry, str) else []
+        try:
+            rtype = str(rdtype_of(parts[1]).name) if len(parts) == 2 else ""
+            name = absolute_name(parts[0], zone) if rtype else ""
+        except (ValueError, dns.exception.DNSException):
+            rtype = ""
+        if not rtype or not name:
+            c.add(f"retire.ignore[{j}]", f"{show(entry)} is not 'NAME TYPE' (expected e.g. 'legacy-ftp A' or '@ MX')")
+            continue
+        keys.append((name, rtype))
+    return tuple(keys)
 
 
 def _verify(c: _Checker, section: Mapping[str, Any]) -> VerifyConfig:

@@ -11,6 +11,8 @@ from tabulate import tabulate
 
 from cutover.apply import Outcome
 from cutover.diff import ZoneDiff
+from cutover.leftbehind import LeftBehind
+from cutover.observe.types import RecordSummary
 from cutover.times import iso, span, when
 from cutover.records import Change, RecordSet, relative_name
 
@@ -37,10 +39,22 @@ def changes_table(zone: str, changes: Sequence[Change]) -> str:
 
 def diff_text(zdiff: ZoneDiff) -> str:
     head = f"{zdiff.plan.zone} ({zdiff.plan.path}, {zdiff.plan.provider.type})"
+    behind = "\n".join(filter(None, [left_behind_text(zdiff.plan.zone, zdiff.left_behind),
+                                       *(f"target without an address: {p.message}" for p in zdiff.broken_targets)]))
     if zdiff.in_sync:
-        return f"{head}: in sync, nothing to change"
+        return f"{head}: in sync, nothing to change" + (f"\n{behind}" if behind else "")
     n = len(zdiff.changes)
-    return f"{head}: {n} change{'s' if n != 1 else ''}\n\n{changes_table(zdiff.plan.zone, zdiff.changes)}\n"
+    text = f"{head}: {n} change{'s' if n != 1 else ''}\n\n{changes_table(zdiff.plan.zone, zdiff.changes)}\n"
+    return text + (f"\n{behind}\n" if behind else "")
+
+
+def left_behind_text(zone: str, items: Sequence[LeftBehind]) -> str:
+    """The record sets that still point at the old server, one per line, with why."""
+    if not items:
+        return ""
+    lines = [f"left behind on the old server ({len(items)}; add to the plan, or to retire.ignore if intended):"]
+    lines += [f"  {relative_name(i.key[0], zone)} {i.key[1]} {' '.join(i.values)}: {i.reason}" for i in items]
+    return "\n".join(lines)
 
 
 def outcome_text(o: Outcome) -> str:
@@ -108,11 +122,11 @@ def status_text(doc: dict) -> str:
 
 def _record_lines(rec: dict, threshold: float | None) -> list[str]:
     c = rec["counts"]
-    answering = c["new"] + c["old"] + c["other"]
+    if not rec.get("resolvers_asked", True):
+        return [f"      {rec['name']} {rec['type']}: asked only of the authoritative servers"]
     mark = ""
     if threshold is not None:
-        ok = answering > 0 and rec["share"] >= threshold - 1e-9
-        mark = f"  [{'reached' if ok else 'below'} {threshold:.0%}]"
+        mark = f"  [{'reached' if RecordSummary.from_record(rec).reached(threshold) else 'below'} {threshold:.0%}]"
     lines = [(f"      {rec['name']} {rec['type']}: new {c['new']} old {c['old']} other {c['other']} "
               f"error {c['error']} ({rec['share']:.0%} new){mark}")]
     behind = [a for a in rec.get("answers", []) if a.get("state") != "new"]

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from cutover.journal import LANDED, Journal, Run
 from cutover.monitor import verdict_now
 from cutover.notify import reached, round_events, threshold_of
+from cutover.observe.types import RecordSummary
 from cutover.plan import Plan
 from cutover.records import Change, relative_name
 from cutover.times import iso
@@ -282,10 +283,8 @@ def series(docs: Sequence[Mapping[str, Any]]) -> list[Series]:
         threshold = threshold_of(doc)
         for rec in doc.get("records", []):
             key = (rec["name"], rec["type"])
-            c = rec.get("counts", {})
-            answering = int(rec.get("answering", c.get("new", 0) + c.get("old", 0) + c.get("other", 0)))
-            share = float(rec.get("share") or 0.0) if answering else None
-            points.setdefault(key, []).append(Point(int(doc["round"]), doc["time"], share, int(c.get("new", 0)), answering))
+            summary = RecordSummary.from_record(rec)
+            points.setdefault(key, []).append(Point(int(doc["round"]), doc["time"], summary.share, summary.new, summary.answering))
             if not reached(rec, threshold):
                 reached_at[key] = None
             elif reached_at.get(key) is None:

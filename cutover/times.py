@@ -16,6 +16,17 @@ def iso(moment: float | datetime | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
 
 
+def iso_precise(moment: float | datetime | None) -> str | None:
+    """ISO 8601 UTC with milliseconds: a round's time, compared with other moments to the
+    sub-second (a verdict must not look earlier than it was by rounding down)."""
+    if moment is None:
+        return None
+    if isinstance(moment, datetime):
+        moment = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    seconds, millis = divmod(int(round(moment * 1000)), 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
+
+
 def parse_iso(text: str) -> datetime:
     """The inverse of ``iso`` (``fromisoformat`` takes the ``Z`` only from Python 3.11 on)."""
     moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)

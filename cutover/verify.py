@@ -17,7 +17,8 @@ import dns.resolver
 
 from cutover.records import Change, RecordKey, RecordSet
 from cutover.resolvers import Resolver, parse_address
-from cutover.watch import Answer, Target, run_round
+from cutover.observe.engine import run_round
+from cutover.observe.types import Answer, Target
 
 DEFAULT_NEGATIVE_TTL = 3600
 

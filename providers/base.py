@@ -70,6 +70,11 @@ class Provider(ABC):
     def nameservers(self) -> list[str]:
         """The zone's authoritative servers: host names, or ``address[:port]``."""
 
+    def parent_nameservers(self) -> list[str]:
+        """For a provider that changes the delegation at the parent (an apex NS change is
+        then a move between DNS hosts): the parent zone's servers. Others: none."""
+        return []
+
     def wait(self, receipt: ApplyReceipt, timeout: float) -> bool:
         """Wait for the backend's own completion signal; True when it came.
 

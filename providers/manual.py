@@ -3,22 +3,25 @@
 For registrars and consoles with no API (a delegation change at a registrar, a form
 sent to a registry). ``apply`` prints a change sheet a person can follow, with values
 ready to copy, waits for them to confirm on a terminal, then polls the authoritative
-servers and reports each record as it goes live. Without a terminal it prints the
-sheet and waits by polling alone. Reading is by DNS queries (recursion off) to the
-zone's authoritative servers, so only the managed names are ever seen.
+servers and reports each record as it goes live (served by every server that
+answers). Without a terminal it prints the sheet and waits by polling alone. Reading
+is by DNS queries (recursion off) to the zone's authoritative servers, so only the
+managed names are ever seen.
 
 A delegation change (NS at the zone apex) is checked where a delegation lives: at the
 parent zone's servers (``parent_nameservers``, else found through the system resolver).
 
 Settings: ``nameservers`` (address[:port] or host names; default the zone's NS through
 the system resolver), ``parent_nameservers``, ``timeout`` (per query, 5 s), ``wait``
-(how long to poll for the person's change, default 1h), ``poll_interval`` (10 s).
+(how long the person has for the change, counted from when the sheet is printed,
+default 1h), ``poll_interval`` (10 s).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Collection, Mapping, Sequence, TextIO
 
 import dns.exception
@@ -30,8 +33,9 @@ import dns.resolver
 
 from cutover.errors import ProviderError
 from cutover.plan import parse_duration
-from cutover.records import Change, RecordKey, RecordSet, relative_name
+from cutover.records import Change, RecordKey, RecordSet, index, relative_name
 from cutover.resolvers import parse_address
+from cutover.times import duration
 from providers import dnsquery
 from providers.base import ApplyReceipt, Provider
 
@@ -43,7 +47,8 @@ class ManualProvider(Provider):
     lists_whole_zone = False
 
     def __init__(self, zone: str, settings: Mapping[str, Any], *, stream: TextIO | None = None,
-                 ask: Callable[[str], str] | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 ask: Callable[[str], str] | None = None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(zone, settings)
         self.timeout = parse_duration(self.settings.get("timeout", 5))
         self.wait_for = parse_duration(self.settings.get("wait", "1h"))
@@ -51,6 +56,7 @@ class ManualProvider(Provider):
         self.stream = stream or sys.stderr
         self.ask = ask if ask is not None else (_terminal_prompt if sys.stdin.isatty() else None)
         self.sleep = sleep
+        self.clock = clock
 
     @classmethod
     def check_settings(cls, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -71,11 +77,27 @@ class ManualProvider(Provider):
 
     def records(self, wanted: Collection[RecordKey] = ()) -> list[RecordSet]:
         keys = set(wanted)
-        delegation = {k for k in keys if k == (self.zone, "NS")}
+        delegation = {k for k in keys if k == self._delegation_key}
         found = _first_answer(self._servers("nameservers"), lambda s: dnsquery.read_rrsets(s, keys - delegation))
         if delegation:
             found += _first_answer(self._servers("parent_nameservers"), self._read_delegation)
         return found
+
+    @property
+    def _delegation_key(self) -> RecordKey:
+        return (self.zone, "NS")
+
+    def _read_each(self, wanted: Collection[RecordKey]) -> list[_Reading]:
+        """What every server serves for ``wanted``: the zone's servers for its records, the
+        parent's for the delegation. A server that does not answer is noted, not fatal."""
+        keys = set(wanted)
+        groups = [("nameservers", frozenset(keys - {self._delegation_key}), None),
+                  ("parent_nameservers", frozenset(keys & {self._delegation_key}), self._read_delegation)]
+        readings = []
+        for setting, group, read in groups:
+            if group:
+                readings += [_read_one(server, group, read) for server in self._servers(setting)]
+        return readings
 
     def _read_delegation(self, server: dnsquery.Server) -> list[RecordSet]:
         """The NS set as the parent publishes it: in the referral's authority section."""
@@ -90,6 +112,10 @@ class ManualProvider(Provider):
 
     def nameservers(self) -> list[str]:
         return [str(n) for n in self.settings.get("nameservers", [])] or _zone_ns(self.zone)
+
+    def parent_nameservers(self) -> list[str]:
+        """The delegation is changed here at the parent: its servers, for the watch."""
+        return [str(n) for n in self.settings.get("parent_nameservers", [])] or _zone_ns(_parent(self.zone))
 
     def _servers(self, key: str) -> list[dnsquery.Server]:
         names = [str(n) for n in self.settings.get(key, [])]
@@ -110,35 +136,94 @@ class ManualProvider(Provider):
     # ------------------------------------------------------------------ applying
 
     def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
-        """Print the sheet, wait for the person (or just for DNS), confirm each record live."""
+        """Print the sheet, wait for the person (or just for DNS), confirm each record live.
+
+        ``wait`` counts from the moment the sheet is printed, not from the confirmation:
+        it is the person's time for the whole job, so an hour at the console followed by
+        a confirmation does not buy another hour of polling."""
+        deadline = self.clock() + self.wait_for
         self._write(change_sheet(self.zone, changes))
         if self.ask is not None:
             reply = self.ask("Type 'done' once the changes are saved at the console (or 'abort'): ").strip().lower()
             if reply not in ("done", "d", "yes", "y"):
                 raise ProviderError("the operator did not confirm; cutover has not checked for the changes")
         else:
-            self._write(f"No terminal: polling the authoritative servers for up to {self.wait_for:.0f}s.\n")
-        self._poll(changes)
+            self._write(f"No terminal: polling the authoritative servers for up to {duration(self.wait_for)}.\n")
+        self._poll(changes, deadline)
         return ApplyReceipt(token=None, atomic=False, detail="made by hand, confirmed at the authoritative servers")
 
-    def _poll(self, changes: Sequence[Change]) -> None:
-        deadline = time.monotonic() + self.wait_for
-        pending = {c.key: c.after for c in changes}
+    def _poll(self, changes: Sequence[Change], deadline: float) -> None:
+        """Check until every change is live, at least once even when the person took
+        all the time there was; then say exactly what is still missing where."""
+        pending = {c.key: c for c in changes}
         while True:
-            live = {rs.key: rs for rs in self.records(pending)}
-            for key in [k for k, after in pending.items() if live.get(k) == after]:
+            readings = self._read_each(pending)
+            for key in [k for k, c in pending.items() if _live(readings, k, c.after)]:
                 self._write(f"  live: {relative_name(key[0], self.zone)} {key[1]}\n")
                 del pending[key]
             if not pending:
                 return
-            if time.monotonic() + self.interval > deadline:
-                missing = ", ".join(f"{n} {t}" for n, t in sorted(pending))
-                raise ProviderError(f"not live at the authoritative servers after {self.wait_for:.0f}s: {missing}")
+            if self.clock() + self.interval > deadline:
+                raise ProviderError(self._not_live(list(pending.values()), readings))
             self.sleep(self.interval)
+
+    def _not_live(self, missing: Sequence[Change], readings: Sequence[_Reading]) -> str:
+        """The timeout message: which records, what each server serves instead, what next."""
+        names = ", ".join(_label(c.key, self.zone) for c in missing)
+        lines = [f"manual change of {self.zone} not live at the authoritative servers "
+                 f"{duration(self.wait_for)} after the change sheet was printed: {names}"]
+        for change in missing:
+            served = "; ".join(_served(r, change) for r in readings if change.key in r.keys)
+            lines.append(f"  {_label(change.key, self.zone)}: wanted {_shown(change.after)}; {served}")
+        lines.append("Make (or correct) these changes at the console as the sheet shows them, then run "
+                     "`cutover apply` again: it reads the zone again, leaves what is already live alone and "
+                     "checks the rest. If the console only publishes slowly, raise provider.wait "
+                     f"(now {duration(self.wait_for)}).")
+        return "\n".join(lines)
 
     def _write(self, text: str) -> None:
         self.stream.write(text)
         self.stream.flush()
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What one server served for the keys asked of it; ``sets`` is None when it did not answer."""
+
+    server: str
+    keys: frozenset[RecordKey]
+    sets: Mapping[RecordKey, RecordSet] | None
+
+
+def _read_one(server: dnsquery.Server, keys: frozenset[RecordKey],
+              read: Callable[[dnsquery.Server], list[RecordSet]] | None) -> _Reading:
+    try:
+        found = read(server) if read is not None else dnsquery.read_rrsets(server, keys)
+    except dnsquery.ServerUnreachable:
+        return _Reading(server.endpoint, keys, None)
+    return _Reading(server.endpoint, keys, index(found))
+
+
+def _live(readings: Sequence[_Reading], key: RecordKey, after: RecordSet | None) -> bool:
+    """Live: every server that answered serves ``after`` (absent, for a delete), and one did."""
+    answers = [r.sets for r in readings if key in r.keys and r.sets is not None]
+    return bool(answers) and all(sets.get(key) == after for sets in answers)
+
+
+def _served(reading: _Reading, change: Change) -> str:
+    if reading.sets is None:
+        return f"{reading.server} did not answer"
+    now = reading.sets.get(change.key)
+    state = "already serves it" if now == change.after else f"serves {_shown(now)}"
+    return f"{reading.server} {state}"
+
+
+def _shown(rs: RecordSet | None) -> str:
+    return "no such records" if rs is None else f"{', '.join(rs.values)} (TTL {rs.ttl})"
+
+
+def _label(key: RecordKey, zone: str) -> str:
+    return f"{relative_name(key[0], zone)} {key[1]}"
 
 
 def change_sheet(zone: str, changes: Sequence[Change]) -> str:

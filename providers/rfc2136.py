@@ -26,6 +26,7 @@ import dns.update
 import dns.xfr
 import dns.zone
 
+from cutover import integrity
 from cutover.errors import DriftError, PartialApplyError, ProviderError
 from cutover.records import Change, RecordKey, RecordSet, in_zone, index
 from providers import dnsquery
@@ -117,13 +118,37 @@ class RFC2136Provider(Provider):
         try:
             found = self._transfer()
         except _TransferUnavailable as exc:
-            found = dnsquery.read_rrsets(self.server, wanted)
+            found = self._query(wanted)
             self.read_mode, self.fallback_reason = "query", str(exc)
             self.lists_whole_zone = False
             return found
         self.read_mode, self.fallback_reason = "axfr", ""
         self.lists_whole_zone = True
         return found
+
+    def _query(self, keys: Collection[RecordKey]) -> list[RecordSet]:
+        """The given sets, one query each.
+
+        A delegation's NS set (a zone cut below the apex) never comes back as an
+        authoritative answer, only as the referral's authority section, so it is read
+        from there; otherwise a created delegation would look absent and be reported as
+        skipped by the server."""
+        delegations = {k for k in keys if k[1] == "NS" and k[0] != self.zone}
+        found = dnsquery.read_rrsets(self.server, set(keys) - delegations)
+        for name, _ in sorted(delegations):
+            found += self._delegation(name)
+        return sorted(found)
+
+    def _delegation(self, name: str) -> list[RecordSet]:
+        server, what = self.server, f"query {name} NS"
+        response = dnsquery.ask(server, dnsquery.make_query(server, name, "NS"), what)
+        dnsquery.check_rcode(response, server, what, (dns.rcode.NOERROR, dns.rcode.NXDOMAIN))
+        owner = dns.name.from_text(name)
+        for section in (response.answer, response.authority):
+            rrset = response.get_rrset(section, owner, dns.rdataclass.IN, dns.rdatatype.NS)
+            if rrset is not None:
+                return [dnsquery.to_recordset(rrset)]
+        return []
 
     def _transfer(self) -> list[RecordSet]:
         """The whole zone by AXFR; ``_TransferUnavailable`` when the server will not give it."""
@@ -234,7 +259,7 @@ class RFC2136Provider(Provider):
 
     def _landed(self, changes: Sequence[Change]) -> list[RecordKey]:
         """The keys whose live data is now each change's ``after``."""
-        live = index(dnsquery.read_rrsets(self.server, [c.key for c in changes]))
+        live = index(self._query([c.key for c in changes]))
         return [c.key for c in changes if live.get(c.key) == c.after]
 
     def _update_error(self, rcode: int, changes: Sequence[Change]) -> ProviderError:
@@ -253,18 +278,51 @@ class RFC2136Provider(Provider):
                 f"or it did not accept {key}"
             )
         if rcode == dns.rcode.REFUSED:
-            return ProviderError(
-                f"{where}: REFUSED: the server's policy does not let {key} update {zone} "
-                "(check allow-update / update-policy, or whether this is the primary)"
-            )
+            return ProviderError(self._refused(changes))
         if rcode == dns.rcode.NOTZONE:
             return ProviderError(f"{where}: NOTZONE: a name in the update is outside zone {zone}")
         return dnsquery.rcode_error(rcode, server, where)
 
+    def _refused(self, changes: Sequence[Change]) -> str:
+        """Why an UPDATE may have been REFUSED; the rcode alone does not say.
+
+        Three usual causes: the key's permissions (allow-update / update-policy), the
+        content (BIND's check-integrity refuses an MX or apex NS whose in-zone target
+        has no address), or the server's role (a secondary, or a zone it does not
+        serve). The content is the one cutover can check for itself, so it does, and
+        names the records when it finds them instead of blaming the key."""
+        server, zone = self.server, self.zone
+        where = f"update of {zone} at {server.endpoint}: REFUSED"
+        key = f"TSIG key {server.key_name}" if server.key else "an unsigned update"
+        policy = f"the server's allow-update / update-policy may not let {key} change {zone}, or not these names or types"
+        role = f"the server may not be the primary of {zone} (a secondary refuses updates) or may not serve {zone} at all"
+        found = self._integrity_problems(changes)
+        if found:
+            lines = "".join(f"\n  {p.message}" for p in found)
+            return (f"{where}, most likely because of its content (BIND's check-integrity); nothing was "
+                    f"changed:{lines}\nGive each such target an A or AAAA record in the same plan, or "
+                    f"point the record at a name that has one. If that is not the cause: {policy}; or {role}. "
+                    "The server's log names the reason.")
+        checked = ("cutover found none in this update" if found is not None
+                   else "cutover could not read the zone to look for one")
+        return (f"{where}; nothing was changed. Possible causes: {policy}; or the server refused the content, "
+                f"e.g. an MX or NS target inside the zone without an A or AAAA record (BIND's "
+                f"check-integrity; {checked}); or {role}. The server's log names the reason.")
+
+    def _integrity_problems(self, changes: Sequence[Change]) -> list[integrity.Problem] | None:
+        """The problems in ``changes`` that make BIND refuse an update; None when the
+        zone cannot be read to tell."""
+        wanted = [*(c.key for c in changes), *integrity.target_keys(changes, self.zone), (self.zone, "NS")]
+        try:
+            live = index(self.records(wanted))
+        except ProviderError:
+            return None
+        return [p for p in integrity.problems(changes, live, self.zone) if p.refused_by_bind]
+
     def _drift(self, changes: Sequence[Change]) -> str:
         """Which record sets no longer hold what was read, when the server will tell us."""
         try:
-            live = index(dnsquery.read_rrsets(self.server, [c.key for c in changes]))
+            live = index(self._query([c.key for c in changes]))
         except ProviderError:
             return ""
         moved = []

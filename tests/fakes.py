@@ -65,6 +65,7 @@ ZONE = [
     RecordSet.build("example.com.", "NS", 3600, ["ns1.example.com."]),
     RecordSet.build("www.example.com.", "A", 3600, ["198.51.100.10"]),
     RecordSet.build("example.com.", "MX", 3600, ["10 mail.old-host.net."]),
+    RecordSet.build("mail.example.com.", "A", 3600, ["203.0.113.25"]),  # the new MX host, ready in advance
 ]
 
 

@@ -31,7 +31,8 @@ def test_prepare_then_wait_then_apply(env):
     ctx, provider, journal, clock = env
     prep = applymod.prepare(ctx)
     assert prep.status == "insync" and len(prep.changes) == 2
-    assert all(rs.ttl == 300 for key, rs in provider.zone_data.items() if key[0] != "example.com." or key[1] == "MX")
+    managed = {("www.example.com.", "A"), ("example.com.", "MX")}
+    assert all(rs.ttl == 300 for key, rs in provider.zone_data.items() if key in managed)
     clock.t += 600  # the old 3600 s TTL may still be in caches
     with pytest.raises(GuardError, match="caches may hold the old TTL until"):
         applymod.apply(ctx, verify_after=False)
@@ -63,7 +64,7 @@ def test_safety_threshold(env, write_plan):
     ctx.plan = strict
     applymod.prepare(ctx)
     clock.t += 4000
-    with pytest.raises(GuardError, match=r"2 of the zone's 4 record sets \(50%\), more than safety.max_change_share \(25%\)"):
+    with pytest.raises(GuardError, match=r"2 of the zone's 5 record sets \(40%\), more than safety.max_change_share \(25%\)"):
         applymod.apply(ctx, verify_after=False)
 
 

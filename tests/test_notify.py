@@ -31,7 +31,7 @@ from cutover.notify import (
     retry_after,
     round_events,
 )
-from cutover.watch import Target
+from cutover.observe.types import Target
 from tests.integration.servers import free_port
 
 SECRET = "T000/B000/Xsecret-token-XXXX"

@@ -240,3 +240,30 @@ def test_records_are_checked_even_when_the_zone_is_bad(write_plan):
         """)
     assert len(found) == 2 and found[0].startswith("zone: 'bad zone..name' is not a domain name")
     assert found[1] == "records[0].to[0]: '300.1.1.1' is not a valid IPv4 address"
+
+
+def test_retire_defaults_are_a_half_quorum_and_a_day_of_old_ttl(write_plan):
+    retire = planmod.load(write_plan(GOOD)).retire
+    assert (retire.min_answering, retire.min_answering_is_count) == (0.5, False)
+    assert retire.max_old_ttl == 86400 and retire.ignore == ()
+
+
+@pytest.mark.parametrize("text, expected", [("3", (3.0, True)), ("75%", (0.75, False)), ("0.25", (0.25, False)),
+                                            ("1", (1.0, True))])
+def test_min_answering_is_a_count_or_a_share(write_plan, text, expected):
+    plan = planmod.load(write_plan(GOOD.replace("parallel_period: 7d}", f"parallel_period: 7d, min_answering: '{text}'}}")))
+    assert (plan.retire.min_answering, plan.retire.min_answering_is_count) == expected
+
+
+def test_retire_ignore_and_bad_retire_values(write_plan):
+    plan = planmod.load(write_plan(GOOD.replace("parallel_period: 7d}", "parallel_period: 7d, ignore: [www AAAA, '@ mx']}")))
+    assert plan.retire.ignore == (("www.example.com.", "AAAA"), ("example.com.", "MX"))
+    found = problems(write_plan, GOOD.replace(
+        "parallel_period: 7d}", "parallel_period: 7d, min_answering: 0, max_old_ttl: soon, ignore: [www, 'www BOGUS', 7]}"))
+    assert found == [
+        "retire.min_answering: 0 must be at least 1 (or a share such as 50%)",
+        "retire.max_old_ttl: 'soon' is not a duration (expected e.g. 90, 90s, 15m, 48h, 7d)",
+        "retire.ignore[0]: 'www' is not 'NAME TYPE' (expected e.g. 'legacy-ftp A' or '@ MX')",
+        "retire.ignore[1]: 'www BOGUS' is not 'NAME TYPE' (expected e.g. 'legacy-ftp A' or '@ MX')",
+        "retire.ignore[2]: 7 is not 'NAME TYPE' (expected e.g. 'legacy-ftp A' or '@ MX')",
+    ]

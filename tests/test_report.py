@@ -21,8 +21,8 @@ from cutover import plan as planmod
 from cutover.journal import Journal
 from cutover.records import Change, RecordSet
 from cutover.resolvers import Resolver
-from cutover.verdict import decide, stale_resolvers
-from cutover.watch import Answer, Round, Target, round_document, summarise
+from cutover.observe.types import Answer, Round, Target
+from tests.observations import round_doc
 
 ZONE = "example.test."
 OLD, NEW = "198.51.100.10", "203.0.113.10"
@@ -40,6 +40,11 @@ TARGETS = (Target(WWW, (NEW,), (OLD,), 300), Target(MAIL, (NEW,), (OLD,), 300))
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def round_time(ts: float) -> str:
+    """How a round's start is written: to the millisecond."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def dt(ts: float) -> datetime:
@@ -86,9 +91,8 @@ def add_round(journal: Journal, plan: planmod.Plan, number: int, when: float, st
             detail = "<b>clamped</b> by cache-min-ttl" if name == "stuck" else ""
             answers.append(Answer(RESOLVERS[name], target.key, state, ttl, values, detail))
     rnd = Round(number, dt(when), tuple(answers))
-    verdict = decide(summarise(rnd, TARGETS), threshold=plan.retire.threshold, change_time=dt(T0),
-                     longest_old_ttl=300, parallel_period=plan.retire.parallel_period, now=dt(when))
-    doc = round_document(rnd, TARGETS, verdict, stale=stale_resolvers(rnd, TARGETS, dt(T0), dt(when)))
+    doc = round_doc(rnd, TARGETS, change=dt(T0), now=dt(when), threshold=plan.retire.threshold,
+                    period=plan.retire.parallel_period)
     doc.update(plan=str(plan.path), zone=plan.zone, change={"time": iso(T0), "source": "apply run 2"})
     journal.add_round(plan.zone, number, when, doc)
     return doc
@@ -149,7 +153,7 @@ def test_series_markers_and_verdict(story):
     www = r.series[0]
     assert [p.share for p in www.points] == [0.25, 0.75, pytest.approx(2 / 3), 0.75]
     assert [p.answering for p in www.points] == [4, 4, 3, 4]
-    assert www.reached_at == iso(T0 + 600)  # the last time it reached the threshold and stayed
+    assert www.reached_at == round_time(T0 + 600)  # the last time it reached the threshold and stayed
     assert [(m.kind, m.time, m.passed) for m in r.markers] == [
         ("change", iso(T0), True), ("ttl", iso(T0 + 300), True), ("parallel_period", iso(T0 + 3600), False)]
     assert r.verdict["retire"] is False and r.verdict["missing"] == ["parallel_period"]
@@ -173,9 +177,9 @@ def test_resolver_rows_last_state_first_new_and_stale(story):
     rows = {(row.resolver, row.record): row for row in report.build(plan, journal, now=T0 + 700).resolvers}
     assert len(rows) == 8
     alpha = rows[("alpha", f"www.{ZONE} A")]
-    assert (alpha.state, alpha.ttl, alpha.first_new, alpha.operator, alpha.country) == ("new", 60, iso(T0 + 10), "Alpha DNS", "DE")
+    assert (alpha.state, alpha.ttl, alpha.first_new, alpha.operator, alpha.country) == ("new", 60, round_time(T0 + 10), "Alpha DNS", "DE")
     gamma = rows[("gamma", f"www.{ZONE} A")]
-    assert gamma.state == "new" and gamma.first_new == iso(T0 + 400)  # the timeout in between does not reset it
+    assert gamma.state == "new" and gamma.first_new == round_time(T0 + 400)  # the timeout in between does not reset it
     stuck = rows[("stuck", f"mail.{ZONE} A")]
     assert (stuck.state, stuck.ttl, stuck.first_new, stuck.stale) == ("old", 3000, None, True)
     assert rows[(EVIL, f"www.{ZONE} A")].address == "192.0.2.2"
@@ -250,7 +254,8 @@ def test_page_structure_carries_the_data(story):
     verdict = dom.find("div", id="verdict-1")[0]
     assert verdict["data-retire"] == "false" and verdict["data-missing"] == "parallel_period"
     conditions = {c["data-condition"]: c["data-met"] for c in dom.find("li") if "data-condition" in c}
-    assert conditions == {"propagation": "true", "ttl": "true", "parallel_period": "false"}
+    assert conditions == {"propagation": "true", "quorum": "true", "authoritative": "true", "left_behind": "true",
+                          "ttl": "true", "parallel_period": "false"}
     stale_rows = [t for t in dom.find("tr") if t.get("data-stale") == "true"]
     assert {t["data-resolver"] for t in stale_rows} == {"stuck"}
 

@@ -1,4 +1,4 @@
-"""The retire verdict and the stale-resolver report: pure functions of counts and clock."""
+"""The retire verdict and the stale-resolver report: pure functions of evidence and clock."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from cutover.observe.types import Answer, RecordSummary, Round, Target
 from cutover.resolvers import Resolver
-from cutover.verdict import Verdict, decide, stale_resolvers
-from cutover.watch import Answer, RecordSummary, Round, Target
+from cutover.verdict import Verdict, stale_resolvers
+from tests import observations
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 DAY = 86400.0
@@ -20,19 +21,22 @@ def summary(key=WWW, new=0, old=0, other=0, error=0, filtered=0) -> RecordSummar
     return RecordSummary(key, new, old, other, error, filtered)
 
 
-def judge(summaries, *, threshold=1.0, change=T0, ttl=300, period=7 * DAY, now=None) -> Verdict:
-    return decide(summaries, threshold=threshold, change_time=change, longest_old_ttl=ttl,
-                  parallel_period=period, now=now or T0 + timedelta(days=8))
+CONDITIONS = ["propagation", "quorum", "authoritative", "left_behind", "ttl", "parallel_period"]
 
 
-# --------------------------------------------------------------------------- all three conditions
+def judge(summaries, *, threshold=1.0, change=T0, ttl=300, period=7 * DAY, now=None, **kwargs) -> Verdict:
+    return observations.judge(summaries, threshold=threshold, change=change, ttl=ttl, period=period,
+                              now=now or T0 + timedelta(days=8), **kwargs)
 
 
-def test_retire_when_all_three_hold():
+# --------------------------------------------------------------------------- all conditions
+
+
+def test_retire_when_all_hold():
     now = T0 + timedelta(days=8)
     v = judge([summary(new=40), summary(MX, new=38, filtered=2)], now=now)
     assert v.retire and v.missing == ()
-    assert [c.name for c in v.conditions] == ["propagation", "ttl", "parallel_period"]
+    assert [c.name for c in v.conditions] == CONDITIONS
     assert all(c.met for c in v.conditions)
     assert v.condition("propagation").at == now
     assert v.condition("ttl").at == T0 + timedelta(seconds=300)
@@ -89,12 +93,13 @@ def test_threshold_edges(threshold, new, answering, met):
 
 def test_share_over_answering_resolvers_only():
     # 10 new, 0 old, 30 timeouts, 5 filtered: everyone who answered has the new data.
-    assert judge([summary(new=10, error=30, filtered=5)]).retire
+    v = judge([summary(new=10, error=30, filtered=5)], min_answering=0.2)
+    assert v.retire and v.condition("propagation").met
 
 
 def test_record_with_nobody_answering_is_not_propagated():
     v = judge([summary(new=40), summary(MX, error=40)], threshold=0.0)
-    assert not v.retire and v.missing == ("propagation",)
+    assert not v.retire and v.missing == ("propagation", "quorum")
     assert "example.com. MX: no resolver answered (40 failed or filtered)" in v.condition("propagation").reason
     assert v.unpropagated == ("example.com. MX",)
 
@@ -115,9 +120,10 @@ def test_every_record_must_reach_the_threshold():
     assert "www.example.com." not in v.condition("propagation").reason
 
 
-def test_no_records_cannot_be_retired():
+def test_no_records_asked_of_resolvers_leaves_the_verdict_to_the_servers():
     v = judge([])
-    assert not v.retire and "propagation" in v.missing
+    assert v.retire and v.condition("propagation").met
+    assert "authoritative servers" in v.condition("propagation").reason
 
 
 # --------------------------------------------------------------------------- clock edges
@@ -143,11 +149,10 @@ def test_zero_ttl_and_zero_period_hold_at_the_change():
 def test_no_change_observed_meets_nothing_and_says_why():
     v = judge([summary(new=40)], change=None, now=T0)
     assert not v.retire
-    assert v.missing == ("ttl", "parallel_period")
+    assert v.missing == ("authoritative", "ttl", "parallel_period")
     assert v.earliest is None
-    for name in ("ttl", "parallel_period"):
-        c = v.condition(name)
-        assert c.at is None and "no change observed" in c.reason
+    assert v.condition("ttl").at is None and "has not happened yet" in v.condition("ttl").reason
+    assert v.condition("parallel_period").at is None and "no change observed" in v.condition("parallel_period").reason
 
 
 def test_naive_times_are_taken_as_utc():
@@ -166,6 +171,7 @@ def test_verdict_document():
     doc = judge([summary(new=1, old=1)], threshold=0.95, now=T0 + timedelta(days=1)).as_dict()
     assert doc["retire"] is False and doc["earliest"] is None and doc["threshold"] == 0.95
     assert doc["missing"] == ["propagation", "parallel_period"]
+    assert doc["notes"] == []
     ttl = next(c for c in doc["conditions"] if c["name"] == "ttl")
     assert ttl == {"name": "ttl", "met": True, "at": "2024-05-01T12:05:00Z", "reason": ttl["reason"]}
 
@@ -190,6 +196,7 @@ def test_stale_after_old_ttl_with_the_ttl_they_gave():
     rnd = Round(3, T0 + timedelta(seconds=301), answers)
     stale = stale_resolvers(rnd, [UPDATE, CREATE], T0, rnd.time)
     assert [(a.resolver.name, a.key, a.ttl) for a in stale] == [("r1", WWW, 3600), ("r4", CREATE.key, 0)]
+    assert stale_resolvers(rnd, [UPDATE, CREATE], None, rnd.time) == [], "no clock before the servers agree"
 
 
 def test_not_stale_while_old_ttl_may_still_run():

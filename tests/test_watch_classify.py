@@ -19,17 +19,10 @@ import pytest
 from cutover.liveview import LiveView, render_round_line
 from cutover.records import normalise_values
 from cutover.resolvers import Resolver
-from cutover.verdict import decide, stale_resolvers
-from cutover.watch import (
-    Answer,
-    Round,
-    Target,
-    authoritative_all_new,
-    classify,
-    read_response,
-    round_document,
-    summarise,
-)
+from cutover.observe.authoritative import all_new, views
+from cutover.observe.classify import classify, read_response
+from cutover.observe.types import Answer, Round, Target, summarise
+from tests.observations import round_doc
 
 NOERROR, NXDOMAIN, SERVFAIL, REFUSED = dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.SERVFAIL, dns.rcode.REFUSED
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -258,6 +251,10 @@ def test_summarise_leaves_out_authoritative_answers():
     assert (s.new, s.old) == (0, 2)
 
 
+def authoritative_all_new(rnd, targets):
+    return all_new(views(rnd, targets))
+
+
 def test_authoritative_all_new():
     a1, a2 = Resolver("192.0.2.53", group="authoritative"), Resolver("192.0.2.54", group="authoritative")
     p = Resolver("192.0.2.1", group="public")
@@ -267,7 +264,7 @@ def test_authoritative_all_new():
     assert not authoritative_all_new(Round(1, T0, lagging), [UPDATE, DELETE])
     failing = both[:1] + (ans(a2, UPDATE, "timeout"),) + both[2:]
     assert not authoritative_all_new(Round(1, T0, failing), [UPDATE, DELETE])
-    assert not authoritative_all_new(Round(1, T0, both[:2]), [UPDATE, DELETE]), "a record with no authoritative answer"
+    assert authoritative_all_new(Round(1, T0, both[:2]), [UPDATE, DELETE]), "each server is judged on what it was asked"
     assert not authoritative_all_new(Round(1, T0, (ans(p, UPDATE, "new"),)), [UPDATE])
     assert not authoritative_all_new(Round(1, T0, ()), [])
 
@@ -285,11 +282,8 @@ def sample_round():
 
 def test_round_document_has_the_contract_shape():
     rnd = sample_round()
-    summaries = summarise(rnd, [UPDATE])
-    verdict = decide(summaries, threshold=1.0, change_time=T0, longest_old_ttl=300, parallel_period=86400, now=rnd.time)
-    stale = stale_resolvers(rnd, [UPDATE], T0, rnd.time)
-    doc = json.loads(json.dumps(round_document(rnd, [UPDATE], verdict, stale=stale)))
-    assert doc["round"] == 7 and doc["time"] == "2024-05-01T12:30:00Z"
+    doc = json.loads(json.dumps(round_doc(rnd, [UPDATE], change=T0, period=86400)))
+    assert doc["round"] == 7 and doc["time"] == "2024-05-01T12:30:00.000Z"
     (rec,) = doc["records"]
     assert (rec["name"], rec["type"]) == ("www.example.com.", "A")
     assert {k: rec["counts"][k] for k in ("new", "old", "other", "error")} == {"new": 2, "old": 1, "other": 0, "error": 1}
@@ -301,14 +295,17 @@ def test_round_document_has_the_contract_shape():
     assert rec["authoritative"]["all_new"] and len(rec["authoritative"]["answers"]) == 1
     v = doc["verdict"]
     assert v["retire"] is False and v["missing"] == ["propagation", "parallel_period"] and v["earliest"] is None
-    assert {c["name"] for c in v["conditions"]} == {"propagation", "ttl", "parallel_period"}
+    assert [c["name"] for c in v["conditions"]] == ["propagation", "quorum", "authoritative", "left_behind", "ttl", "parallel_period"]
+    assert doc["authoritative"]["all_new"] is True
+    assert doc["authoritative"]["servers"] == [{"server": "ns1", "address": "192.0.2.53", "group": "authoritative",
+                                                "serial": None, "state": "new", "detail": "serves the new data"}]
+    assert rec["old_ttl_source"] == "journal" and rec["resolvers_asked"] is True
 
 
 def test_round_document_share_is_zero_not_null_when_nobody_answered():
     rs = resolvers(2)
     rnd = Round(1, T0, tuple(ans(r, UPDATE, "timeout", None) for r in rs))
-    verdict = decide(summarise(rnd, [UPDATE]), threshold=0.0, change_time=None, longest_old_ttl=0, parallel_period=0, now=T0)
-    rec = round_document(rnd, [UPDATE], verdict)["records"][0]
+    rec = round_doc(rnd, [UPDATE], change=None, threshold=0.0, ttl=0, period=0)["records"][0]
     assert rec["share"] == 0.0 and rec["answering"] == 0
 
 
@@ -318,9 +315,7 @@ def test_round_document_share_is_zero_not_null_when_nobody_answered():
 def sample_doc(retire=False):
     rnd = sample_round()
     now = rnd.time if not retire else T0 + timedelta(days=2)
-    verdict = decide(summarise(rnd, [UPDATE]), threshold=0.5 if retire else 1.0, change_time=T0,
-                     longest_old_ttl=300, parallel_period=86400, now=now)
-    return round_document(rnd, [UPDATE], verdict, stale=stale_resolvers(rnd, [UPDATE], T0, now))
+    return round_doc(rnd, [UPDATE], change=T0, now=now, threshold=0.5 if retire else 1.0, period=86400)
 
 
 def test_round_line_is_one_line_with_counts_and_verdict():
@@ -376,7 +371,7 @@ def test_read_authoritative_negative_answer_also_needs_aa():
 def test_query_round_edges():
     import asyncio
 
-    from cutover.watch import query_round
+    from cutover.observe.engine import query_round
 
     assert asyncio.run(query_round([], [PLAIN], timeout=1.0)) == []
     assert asyncio.run(query_round([UPDATE], [], timeout=1.0)) == []

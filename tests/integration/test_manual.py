@@ -18,6 +18,7 @@ import yaml
 from cutover.errors import ProviderError
 from cutover.records import Change, RecordSet, index
 from providers.manual import ManualProvider, change_sheet
+from tests.integration.servers import free_port
 from tests.integration.servers.bind import BindServer, BindZone, bind_server  # noqa: F401 (fixture)
 
 ZONE = "manual.test."
@@ -81,8 +82,78 @@ def test_not_confirmed_is_a_provider_error(server):
 def test_change_never_made_times_out_naming_the_record(server):
     p, _ = provider(server, wait=1)
     www = index(p.records([(f"www.{ZONE}", "A")]))[(f"www.{ZONE}", "A")]
-    with pytest.raises(ProviderError, match=f"not live at the authoritative servers after 1s: www.{ZONE} A"):
+    with pytest.raises(ProviderError) as err:
         p.apply([Change(www, RecordSet.build(www.name, "A", 300, ["203.0.113.10"]))])
+    first, detail, advice = str(err.value).splitlines()
+    assert first == f"manual change of {ZONE} not live at the authoritative servers 1s after the change sheet was printed: www A"
+    assert detail == f"  www A: wanted 203.0.113.10 (TTL 300); 127.0.0.1:{server.port} serves 192.0.2.10 (TTL 3600)"
+    assert "run `cutover apply` again: it reads the zone again" in advice and "raise provider.wait (now 1s)" in advice
+
+
+class FakeClock:
+    """Monotonic time that moves only when the test (or the provider's sleep) moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def slow_person(clock: FakeClock, seconds: float, reply: str = "done"):
+    """A person at the terminal who takes ``seconds`` to confirm."""
+
+    def ask(_prompt: str) -> str:
+        clock.advance(seconds)
+        return reply
+
+    return ask
+
+
+def test_wait_counts_from_the_sheet_not_from_the_confirmation(server):
+    clock = FakeClock()
+    p, _ = provider(server, wait="1h", poll_interval=60)
+    p.clock, p.sleep, p.ask = clock, clock.advance, slow_person(clock, 50 * 60)
+    www = index(p.records([(f"www.{ZONE}", "A")]))[(f"www.{ZONE}", "A")]
+    started = clock.now
+    with pytest.raises(ProviderError, match="not live at the authoritative servers 1h after the change sheet"):
+        p.apply([Change(www, RecordSet.build(www.name, "A", 300, ["203.0.113.10"]))])
+    assert clock.now - started <= 3600  # 50 min at the prompt + 10 min of polling, not 50 + 60
+
+
+def test_a_confirmation_after_the_wait_still_checks_once(server):
+    clock = FakeClock()
+    p, out = provider(server, wait=60)
+    p.clock, p.sleep, p.ask = clock, clock.advance, slow_person(clock, 3600)
+    www = index(p.records([(f"www.{ZONE}", "A")]))[(f"www.{ZONE}", "A")]
+    person_sets(server, ZONE, "www", "A", 300, "203.0.113.10").join()
+    p.apply([Change(www, RecordSet.build(www.name, "A", 300, ["203.0.113.10"]))])
+    assert "live: www A" in out.getvalue()
+
+
+def test_timeout_names_what_each_server_serves(bind_server):
+    """Live means served by every server that answers; the message says who lags and how."""
+    zone_lines = ("www 3600 IN A 192.0.2.10", "@ 3600 IN MX 10 mail.old-host.net.")
+    first, second = bind_server(BindZone(ZONE, records=zone_lines)), bind_server(BindZone(ZONE, records=zone_lines))
+    silent = free_port()
+    out = io.StringIO()
+    p = ManualProvider(ZONE, {"nameservers": [f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}", f"127.0.0.1:{silent}"],
+                              "poll_interval": 0.2, "wait": 1, "timeout": 1}, stream=out, ask=None)
+    live = index(p.records([(f"www.{ZONE}", "A"), (ZONE, "MX")]))
+    person_sets(first, ZONE, "www", "A", 300, "203.0.113.10").join()  # made on one server only
+    changes = [Change(live[(f"www.{ZONE}", "A")], RecordSet.build(f"www.{ZONE}", "A", 300, ["203.0.113.10"])),
+               Change(live[(ZONE, "MX")], None)]
+    with pytest.raises(ProviderError) as err:
+        p.apply(changes)
+    lines = str(err.value).splitlines()
+    assert lines[0].endswith("after the change sheet was printed: www A, @ MX")
+    assert lines[1] == (f"  www A: wanted 203.0.113.10 (TTL 300); 127.0.0.1:{first.port} already serves it; "
+                        f"127.0.0.1:{second.port} serves 192.0.2.10 (TTL 3600); 127.0.0.1:{silent} did not answer")
+    assert lines[2].startswith(f"  @ MX: wanted no such records; 127.0.0.1:{first.port} serves 10 mail.old-host.net. (TTL 3600);")
+    assert "live: www A" not in out.getvalue()
 
 
 def test_delegation_change_is_read_at_the_parent(bind_server):
@@ -118,3 +189,18 @@ def test_cli_apply_without_terminal_prints_the_sheet_and_polls(server, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Change sheet for manual.test" in result.stderr and "live: www A" in result.stderr
     assert "apply verified" in result.stdout
+
+
+def test_cli_apply_that_times_out_says_what_is_missing(server, tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "zone": ZONE,
+        "provider": {"type": "manual", "nameservers": [f"127.0.0.1:{server.port}"], "poll_interval": 0.2, "wait": 1},
+        "records": [{"name": "www", "type": "A", "ttl": 300, "from": ["192.0.2.10"], "to": ["203.0.113.10"]}],
+        "verify": {"nameservers": [f"127.0.0.1:{server.port}"], "timeout": "5s"},
+    }))
+    result = subprocess.run([sys.executable, "-m", "cutover", "apply", str(plan), "--yes", "--force"],
+                            capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert result.returncode != 0
+    assert f"www A: wanted 203.0.113.10 (TTL 300); 127.0.0.1:{server.port} serves 192.0.2.10 (TTL 3600)" in result.stderr
+    assert f"{ZONE}: FAILED" in result.stdout

@@ -168,9 +168,67 @@ def test_update_the_key_may_not_make_is_refused(server):
     zone = "readonly.test."
     p = RFC2136Provider(zone, server.settings())
     www = index(p.records())[key(zone, "www", "A")]
-    with pytest.raises(ProviderError, match=r"REFUSED: the server's policy does not let TSIG key cutover-test-key\. update readonly\.test\."):
+    with pytest.raises(ProviderError, match=r"REFUSED; nothing was changed\. Possible causes: the server's allow-update "
+                       r"/ update-policy may not let TSIG key cutover-test-key\. change readonly\.test\.") as err:
         p.apply([Change(www, rs(p, "www", "A", 300, "203.0.113.10"))])
+    assert "check-integrity; cutover found none in this update" in str(err.value)
+    assert "may not be the primary of readonly.test." in str(err.value)
     assert server.values(f"www.{zone}", "A") == {"192.0.2.10"}
+
+
+def test_mx_whose_in_zone_target_has_no_address_is_refused_for_its_content(server):
+    """BIND's check-integrity refuses it; the key is not to blame and must not be blamed."""
+    p = RFC2136Provider(ZONE, server.settings())
+    with pytest.raises(ProviderError) as err:
+        p.apply([Change(None, rs(p, "@", "MX", 300, "10 mail.conformance.test.", "20 mx3.conformance.test."))])
+    message = str(err.value)
+    assert message.splitlines()[0].endswith(
+        "REFUSED, most likely because of its content (BIND's check-integrity); nothing was changed:")
+    assert ("\n  @ MX 20 mx3.conformance.test.: mx3.conformance.test. is in the zone but will have no A or AAAA "
+            "record after the change; BIND refuses such an update (check-integrity) and mail could not be "
+            "delivered\n") in message
+    assert "mail.conformance.test." not in message.replace("@ MX 20", "")  # the valid target is not named
+    assert "has no address records" in server.log()  # and BIND agrees about the reason
+    assert server.values(ZONE, "MX") == set()
+
+
+def test_mx_with_its_target_created_in_the_same_update_is_accepted(server):
+    p = RFC2136Provider(ZONE, server.settings())
+    p.apply([Change(None, rs(p, "@", "MX", 300, "10 mx3.conformance.test.")),
+             Change(None, rs(p, "mx3", "AAAA", 300, "2001:db8::25"))])
+    assert server.values(ZONE, "MX") == {"10 mx3.conformance.test."}
+
+
+def test_deleting_the_address_of_an_apex_ns_target_is_refused_for_its_content(server):
+    p = RFC2136Provider(ZONE, server.settings())
+    ns1 = index(p.records())[key(ZONE, "ns1", "A")]
+    with pytest.raises(ProviderError, match=r"REFUSED, most likely because of its content") as err:
+        p.apply([Change(ns1, None)])
+    assert ("@ NS ns1.conformance.test.: ns1.conformance.test. is in the zone but will have no A or AAAA record "
+            "after the change (the change removes its address); BIND refuses such an update") in str(err.value)
+    assert server.values(f"ns1.{ZONE}", "A") == {"127.0.0.1"}
+
+
+def test_refused_wording_when_the_zone_cannot_be_read_to_diagnose(monkeypatch):
+    p = RFC2136Provider(ZONE, {"server": "127.0.0.1", "port": 5399})
+
+    def unreadable(_wanted=()):
+        raise ProviderError("no answer")
+
+    monkeypatch.setattr(p, "records", unreadable)
+    message = p._refused([Change(None, rs(p, "@", "MX", 300, "10 mx3.conformance.test."))])
+    assert message.startswith(f"update of {ZONE} at 127.0.0.1:5399: REFUSED; nothing was changed. Possible causes: "
+                              f"the server's allow-update / update-policy may not let an unsigned update change {ZONE}")
+    assert "(BIND's check-integrity; cutover could not read the zone to look for one)" in message
+
+
+def test_created_delegation_is_read_back_from_the_referral(server):
+    """Without a transfer, a delegation's NS set is only ever in a referral: still "landed"."""
+    zone = "closed.test."
+    p = RFC2136Provider(zone, server.settings())
+    shop = rs(p, "shop", "NS", 300, "ns1.other.test.", "ns2.other.test.")
+    p.apply([Change(None, shop)])
+    assert p.records([shop.key]) == [shop] and p.read_mode == "query"
 
 
 def test_update_for_a_zone_the_server_does_not_serve(server):
@@ -196,6 +254,79 @@ def test_update_the_server_partly_ignores_is_a_partial_apply(server):
         p.apply([Change(None, txt), Change(None, cname)])
     assert err.value.landed == [txt.key]
     assert "mail.conformance.test. CNAME" in str(err.value)
+
+
+# --------------------------------------------------------------------------- integrity: cutover agrees with BIND
+
+#: (zone-file lines, changes as (name, type, values or None to delete), does BIND refuse?)
+INTEGRITY_CASES = {
+    "mx-no-address": ((), [("@", "MX", ["10 mx3"])], True),
+    "mx-aaaa-only": (("mx3 IN AAAA 2001:db8::25",), [("@", "MX", ["10 mx3"])], False),
+    "mx-cname": (("mx3 IN CNAME ns1",), [("@", "MX", ["10 mx3"])], True),
+    "mx-empty-name": (("a.mx3 IN TXT x",), [("@", "MX", ["10 mx3"])], False),
+    "mx-delegated": (("eu IN NS ns.other.test.",), [("@", "MX", ["10 mx.eu"])], False),
+    "mx-wildcard": (("* IN A 192.0.2.9",), [("@", "MX", ["10 any"])], False),
+    "mx-below-name-without-wildcard": (("* IN A 192.0.2.9", "a.b IN TXT x"), [("@", "MX", ["10 c.b"])], True),
+    "mx-outside": ((), [("@", "MX", ["10 mail.other.test."])], False),
+    "mx-and-target": ((), [("@", "MX", ["10 mx3"]), ("mx3", "A", ["192.0.2.25"])], False),
+    "mx-target-deleted": (("@ IN MX 10 mx1", "mx1 IN A 192.0.2.25"), [("mx1", "A", None)], False),
+    "ns-no-address": ((), [("@", "NS", ["ns1", "ns2"])], True),
+    "ns-address-deleted": ((), [("ns1", "A", None)], True),
+    "ns-empty-name": (("a.ns2 IN TXT x",), [("@", "NS", ["ns1", "ns2"])], True),
+    "srv-no-address": ((), [("_sip._tcp", "SRV", ["0 0 5060 sip"])], False),
+    "delegation-no-address": ((), [("shop", "NS", ["ns-shop"])], False),
+}
+
+
+@pytest.fixture(scope="module")
+def integrity_server():
+    """One named with a zone per case (module scope: starting 15 servers would cost 10 s)."""
+    from tests.integration.servers.bind import start_bind
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="cutover-bind-") as tmp:
+        zones = tuple(BindZone(f"{case}.test.", records=lines) for case, (lines, _, _) in INTEGRITY_CASES.items())
+        server = start_bind(zones, Path(tmp))
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.mark.parametrize("case", INTEGRITY_CASES)
+def test_integrity_check_agrees_with_bind(integrity_server, case):
+    """What cutover predicts BIND refuses is exactly what BIND refuses, and the cases BIND
+    lets through that still break mail or a service are reported all the same."""
+    from cutover import integrity
+
+    zone = f"{case}.test."
+    _, specs, bind_refuses = INTEGRITY_CASES[case]
+    p = RFC2136Provider(zone, integrity_server.settings())
+    live = index(p.records())
+    changes = []
+    for name, rtype, values in specs:
+        after = rs(p, name, rtype, 300, *(_absolute(rtype, v, zone) for v in values)) if values is not None else None
+        changes.append(Change(live.get(key(zone, name, rtype)), after))
+    predicted = integrity.problems(changes, live, zone)
+    try:
+        p.apply(changes)
+        refused = False
+    except ProviderError as exc:
+        assert "REFUSED" in str(exc), str(exc)
+        refused = True
+    assert refused is bind_refuses
+    assert any(problem.refused_by_bind for problem in predicted) is bind_refuses
+    expect_problem = case not in ("mx-aaaa-only", "mx-delegated", "mx-wildcard", "mx-outside", "mx-and-target")
+    assert bool(predicted) is expect_problem, predicted
+
+
+def _absolute(rtype: str, value: str, zone: str) -> str:
+    """A zone-file-style MX, SRV or NS value with its relative target made absolute."""
+    *head, target = value.split()
+    if rtype not in ("MX", "SRV", "NS") or target.endswith("."):
+        return value
+    return " ".join([*head, f"{target}.{zone}"])
 
 
 # --------------------------------------------------------------------------- the network

@@ -85,10 +85,11 @@ def test_web_and_mail_server_move_to_a_new_ip(tmp_path, bind_server, unbound_ser
         {"name": "www", "type": "A", "ttl": 1, "from": [OLD], "to": [NEW]},
         {"name": "mx2", "type": "A", "ttl": 1, "to": [NEW]},
         {"name": "@", "type": "MX", "ttl": 1, "from": ["10 mail"], "to": ["10 mx2"]},
+        {"name": "mail", "type": "A", "ttl": 1, "from": [OLD], "to": [NEW]},  # IMAP clients still use it
     ])
     for r in resolvers:
         assert op.ask(r, f"www.{ZONE}", "A") == {OLD}
-    assert op("diff", expect=1).stdout.count("update") == 3
+    assert op("diff", expect=1).stdout.count("update") == 4
     op("prepare")
     refused = op("apply", "--yes", expect=2)
     assert "caches may hold the old TTL until" in refused.stderr

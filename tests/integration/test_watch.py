@@ -16,8 +16,11 @@ from datetime import datetime, timezone
 import pytest
 
 from cutover.resolvers import Resolver
-from cutover.verdict import decide, stale_resolvers
-from cutover.watch import Round, Target, authoritative_all_new, query_round, round_deadline, run_round, summarise
+from cutover.observe.authoritative import all_new, views
+from cutover.observe.engine import query_round, round_deadline, run_round
+from cutover.observe.types import Round, Target, summarise
+from cutover.verdict import stale_resolvers
+from tests.observations import judge_round
 from tests.integration.servers.dnsfake import DECOY, fakenet, fleet  # noqa: F401 (fixture)
 from tests.integration.servers.unbound import unbound_server  # noqa: F401 (fixture)
 
@@ -77,7 +80,7 @@ def test_unbound_moves_from_old_to_new_when_the_ttl_runs_out_and_a_floored_cache
     cached, _ = run(TARGETS, everyone)
     assert set(states(cached, honest).values()) == {"old"}, "a cache must keep the old answer within its TTL"
     assert set(states(cached, nameserver).values()) == {"new"}
-    assert authoritative_all_new(Round(2, utcnow(), tuple(cached)), TARGETS)
+    assert all_new(views(Round(2, utcnow(), tuple(cached)), TARGETS))
 
     # Unbound counts TTLs in whole seconds: allow one extra second past the TTL.
     deadline = time.monotonic() + TTL + 4
@@ -96,12 +99,11 @@ def test_unbound_moves_from_old_to_new_when_the_ttl_runs_out_and_a_floored_cache
     assert UPDATE.key in {a.key for a in stale}
     assert all(a.ttl is not None and a.ttl > TTL for a in stale if a.key == UPDATE.key)
 
-    verdict = decide(summarise(rnd, TARGETS), threshold=1.0, change_time=change, longest_old_ttl=TTL,
-                     parallel_period=0, now=rnd.time)
+    verdict = judge_round(rnd, TARGETS, change=change, ttl=TTL, period=0, now=rnd.time, servers=views(rnd, TARGETS))
     assert verdict.missing == ("propagation",), verdict.conditions
     only_honest = Round(3, rnd.time, tuple(a for a in after if a.resolver != floored))
-    assert decide(summarise(only_honest, TARGETS), threshold=1.0, change_time=change, longest_old_ttl=TTL,
-                  parallel_period=0, now=rnd.time).retire
+    assert judge_round(only_honest, TARGETS, change=change, ttl=TTL, period=0, now=rnd.time,
+                       servers=views(only_honest, TARGETS)).retire
 
 
 def test_a_stopped_resolver_is_reported_unreachable_and_left_out_of_the_share(fakenet, unbound_server):

@@ -1,15 +1,13 @@
-"""Propagation rounds: ask many resolvers about many names at once and classify each answer.
+"""The query engine: ask many servers about many names at once, over UDP, suspiciously.
 
-A round is one question per (record, resolver) pair, all in flight together under a
-semaphore, so a round costs about the slowest resolver's time rather than the sum.
-Every answer is reduced to one word (``new``, ``old``, ``other`` or an error class)
-because that is what the retire verdict and the operator reason about; the values and
-TTL stay attached so that odd answers can still be explained.
+A round is one question per (record, server) pair, all in flight together under a
+worker pool, so a round costs about the slowest server's time rather than the sum.
 
-The query engine is deliberately suspicious: UDP replies from another address, with
-another id or for another question are ignored (a spoofed or late stray packet must not
-decide a verdict), unparseable or oversized replies make the answer ``malformed``, and
-the round has a hard deadline that no silent resolver can stretch.
+The engine is deliberately suspicious: UDP replies from another address, with another
+id or for another question are ignored (a spoofed or late stray packet must not decide
+a verdict), unparseable or oversized replies make the answer ``malformed``, and the
+round has a hard deadline that no silent server can stretch. Each reply is handed to
+``cutover.observe.classify``; this module knows nothing of what the answers mean.
 """
 
 from __future__ import annotations
@@ -21,9 +19,7 @@ import multiprocessing
 import os
 import socket
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import dns.asyncbackend
 import dns.asyncquery
@@ -32,33 +28,15 @@ import dns.exception
 import dns.flags
 import dns.inet
 import dns.message
-import dns.name
-import dns.rcode
-import dns.rdataclass
-import dns.rdatatype
-import dns.rrset
 
-from cutover.records import RecordKey, canonical_rdata
+from cutover.observe.classify import read_response
+from cutover.observe.types import NON_RECURSIVE, Answer, Target
 from cutover.resolvers import Resolver
-from cutover.times import iso
-
-if TYPE_CHECKING:  # verdict imports this module; the reverse is only for type hints
-    from cutover.verdict import Verdict
-
-#: Answers that say something about the record's data; the share is computed over these.
-ANSWERED = ("new", "old", "other")
-#: Error classes: the resolver gave no usable statement about the record.
-ERRORS = ("timeout", "servfail", "refused", "nxdomain", "nodata", "malformed", "error")
-#: A filtering resolver's block answer: neither propagated nor a failure.
-FILTERED = "filtered"
-
-AUTHORITATIVE = "authoritative"
 
 #: EDNS buffer we advertise (the DNS Flag Day 2020 value); a larger UDP reply is a broken server.
 PAYLOAD = 1232
 #: Extra time a round may take beyond its queries' own timeouts (task start-up, TCP fallback).
 ROUND_SLACK = 0.5
-MAX_CNAME_CHAIN = 16
 #: Rounds with at least this many queries use every core (``run_round``); below it a
 #: process's start-up (about 0.3 s) costs more than the second core saves.
 PARALLEL_FROM = 20_000
@@ -68,152 +46,6 @@ CONCURRENCY = 1024
 #: Deadline allowance per query in a round: one exchange costs 0.4-0.6 ms of CPU on a
 #: 2-core machine (benchmarks/README.md), which leaves room for a busy or slower one.
 CPU_PER_QUERY = 0.002
-
-#: Answers by which filtering services say "blocked" instead of the real data:
-#: the null routes, and Cisco OpenDNS's documented block-page addresses.
-SINKHOLES = frozenset(
-    {"0.0.0.0", "127.0.0.1", "::", "::1"}
-    | {f"146.112.61.{n}" for n in range(104, 111)}
-    | {f"::ffff:146.112.61.{n}" for n in range(104, 111)}
-)
-
-
-# --------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class Target:
-    """One record set to watch: what "new" and "old" mean for it.
-
-    ``new == ()`` means the record set is being deleted (so an empty answer is the new
-    state); ``old == ()`` means it is being created (an empty answer is the old state,
-    and ``old_ttl`` is then the zone's negative-caching TTL).
-    """
-
-    key: RecordKey
-    new: tuple[str, ...]
-    old: tuple[str, ...]
-    old_ttl: int
-
-    @property
-    def name(self) -> str:
-        return self.key[0]
-
-    @property
-    def type(self) -> str:
-        return self.key[1]
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What one resolver said about one record, reduced to a state."""
-
-    resolver: Resolver
-    key: RecordKey
-    state: str
-    ttl: int | None
-    values: tuple[str, ...]
-    detail: str = ""
-    elapsed: float | None = None
-
-    @property
-    def answered(self) -> bool:
-        return self.state in ANSWERED
-
-    def as_dict(self, stale: bool = False) -> dict[str, Any]:
-        r = self.resolver
-        return {
-            "resolver": r.label,
-            "address": r.endpoint,
-            "operator": r.operator,
-            "country": r.country,
-            "group": r.group,
-            "filtering": r.filtering,
-            "state": self.state,
-            "ttl": self.ttl,
-            "values": list(self.values),
-            "detail": self.detail,
-            "elapsed": None if self.elapsed is None else round(self.elapsed, 3),
-            "stale": stale,
-        }
-
-
-@dataclass(frozen=True)
-class Round:
-    """All answers of one round, stamped with the (UTC) time the round started."""
-
-    number: int
-    time: datetime
-    answers: tuple[Answer, ...]
-
-
-@dataclass(frozen=True)
-class RecordSummary:
-    """Per record: how the (non-authoritative) resolvers split between the states.
-
-    ``share`` is new / (new + old + other): errors and filtered answers say nothing about
-    propagation, so they are left out. It is ``None`` when nobody answered, which the
-    verdict treats as *not* propagated (silence is not evidence).
-    """
-
-    key: RecordKey
-    new: int = 0
-    old: int = 0
-    other: int = 0
-    error: int = 0
-    filtered: int = 0
-    answers: tuple[Answer, ...] = field(default=(), repr=False)
-
-    @property
-    def answering(self) -> int:
-        return self.new + self.old + self.other
-
-    @property
-    def share(self) -> float | None:
-        return self.new / self.answering if self.answering else None
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {"new": self.new, "old": self.old, "other": self.other, "error": self.error, "filtered": self.filtered}
-
-
-# --------------------------------------------------------------------------- classification
-
-
-def classify(target: Target, rcode: int, values: Sequence[str], filtering: bool) -> str:
-    """The state of one answer, from its rcode and the canonical values it carried.
-
-    Matching comes first: an empty answer *is* the expected data for a record being
-    created (old) or deleted (new), and only otherwise an error class. A filtering
-    resolver's block answer is set apart so that a blocklist does not look like a
-    resolver that missed the change.
-    """
-    got = tuple(sorted(set(values)))
-    rcode = int(rcode)
-    if rcode == dns.rcode.NOERROR and got:
-        if got == target.new:
-            return "new"
-        if got == target.old:
-            return "old"
-        if filtering and set(got) <= SINKHOLES:
-            return FILTERED
-        return "other"
-    if rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-        if target.new == ():
-            return "new"
-        if target.old == ():
-            return "old"
-        if filtering:
-            return FILTERED
-        return "nxdomain" if rcode == dns.rcode.NXDOMAIN else "nodata"
-    if rcode == dns.rcode.SERVFAIL:
-        return "servfail"
-    if rcode == dns.rcode.REFUSED:
-        return "refused"
-    return "error"
-
-
-# --------------------------------------------------------------------------- one round
 
 
 def round_deadline(timeout: float, retries: int, queries: int = 0) -> float:
@@ -357,7 +189,7 @@ def _make_query(
     question goes to every resolver, so it is built once per round and only the id is
     new for each pair (a shallow copy: the question section is shared, never changed).
     """
-    recursive = resolver.group != AUTHORITATIVE
+    recursive = resolver.group not in NON_RECURSIVE
     template = templates.get((target, recursive))
     if template is None:
         built = dns.message.make_query(target.name, target.type, use_edns=0, payload=PAYLOAD)
@@ -460,139 +292,3 @@ def _same_endpoint(source: Any, resolver: Resolver) -> bool:
 
 def _os_reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or type(exc).__name__
-
-
-# --------------------------------------------------------------------------- reading a response
-
-
-def read_response(
-    target: Target, resolver: Resolver, response: dns.message.Message, *, via: str = "udp", elapsed: float | None = None
-) -> Answer:
-    """Reduce a response that matched our query to an ``Answer``.
-
-    The compared data is the RRset of the asked type at the end of any CNAME chain
-    (for a CNAME target, the CNAME itself); a negative answer's TTL is its SOA's.
-    """
-    rcode = response.rcode()
-    notes = ["via TCP after a truncated UDP answer"] if via == "tcp" else []
-    positive_or_negative = rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
-    if resolver.group == AUTHORITATIVE and positive_or_negative and not response.flags & dns.flags.AA:
-        return Answer(resolver, target.key, "error", None, (), "answer without the AA flag: the server is not authoritative for this name", elapsed)
-    try:
-        rrset = _final_rrset(response, target)
-    except ValueError as exc:
-        return Answer(resolver, target.key, "malformed", None, (), str(exc), elapsed)
-    values = tuple(sorted({canonical_rdata(rd) for rd in rrset})) if rrset is not None else ()
-    ttl = rrset.ttl if rrset is not None else _negative_ttl(response)
-    if not positive_or_negative:
-        values, ttl = (), None
-    state = classify(target, rcode, values, resolver.filtering)
-    if state in ERRORS or state == FILTERED:
-        notes.insert(0, f"rcode {dns.rcode.to_text(rcode)}")
-    return Answer(resolver, target.key, state, ttl, values, "; ".join(notes), elapsed)
-
-
-def _final_rrset(response: dns.message.Message, target: Target) -> dns.rrset.RRset | None:
-    """The RRset of the asked type at the end of the CNAME chain (or the CNAME itself)."""
-    rdtype = dns.rdatatype.from_text(target.type)
-    name = dns.name.from_text(target.name)
-    seen: set[dns.name.Name] = set()
-    for _ in range(MAX_CNAME_CHAIN):
-        rrset = _find(response, name, rdtype)
-        if rrset is not None or rdtype == dns.rdatatype.CNAME:
-            return rrset
-        cname = _find(response, name, dns.rdatatype.CNAME)
-        if cname is None:
-            return None
-        seen.add(name)
-        name = cname[0].target
-        if name in seen:
-            raise ValueError(f"CNAME loop at {name}")
-    raise ValueError(f"CNAME chain longer than {MAX_CNAME_CHAIN}")
-
-
-def _find(response: dns.message.Message, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
-    """A plain scan: the message's own index only covers RRsets it parsed or created itself."""
-    for rrset in response.answer:
-        if rrset.name == name and rrset.rdtype == rdtype and rrset.rdclass == dns.rdataclass.IN and len(rrset):
-            return rrset
-    return None
-
-
-def _negative_ttl(response: dns.message.Message) -> int | None:
-    """How long a negative answer may be cached (RFC 2308: min of SOA TTL and MINIMUM)."""
-    for rrset in response.authority:
-        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
-            return min(rrset.ttl, rrset[0].minimum)
-    return None
-
-
-# --------------------------------------------------------------------------- summaries
-
-
-def summarise(round: Round, targets: Sequence[Target]) -> list[RecordSummary]:
-    """Per target, the split of the non-authoritative resolvers' answers."""
-    return [_summary(t.key, [a for a in round.answers if a.key == t.key and a.resolver.group != AUTHORITATIVE]) for t in targets]
-
-
-def summarise_authoritative(round: Round, targets: Sequence[Target]) -> list[RecordSummary]:
-    return [_summary(t.key, [a for a in round.answers if a.key == t.key and a.resolver.group == AUTHORITATIVE]) for t in targets]
-
-
-def _summary(key: RecordKey, answers: list[Answer]) -> RecordSummary:
-    count = {s: 0 for s in ("new", "old", "other", "error", FILTERED)}
-    for a in answers:
-        count[a.state if a.state in count else "error"] += 1
-    return RecordSummary(key, count["new"], count["old"], count["other"], count["error"], count[FILTERED], tuple(answers))
-
-
-def authoritative_all_new(round: Round, targets: Sequence[Target]) -> bool:
-    """True when at least one authoritative server answered for every target and all said new.
-
-    This is how a change made outside cutover is dated: the first such round.
-    """
-    if not targets:
-        return False
-    for summary in summarise_authoritative(round, targets):
-        if not summary.answers or summary.new != len(summary.answers):
-            return False
-    return True
-
-
-# --------------------------------------------------------------------------- documents
-
-
-def round_document(
-    round: Round, targets: Sequence[Target], verdict: "Verdict", *, stale: Iterable[Answer] = ()
-) -> dict[str, Any]:
-    """The contract's watch JSON for one round (plus details: addresses, values, staleness)."""
-    stale_ids = {(a.resolver, a.key) for a in stale}
-    authoritative = {s.key: s for s in summarise_authoritative(round, targets)}
-    records = []
-    for target, summary in zip(targets, summarise(round, targets)):
-        auth = authoritative[target.key]
-        records.append(
-            {
-                "name": target.name,
-                "type": target.type,
-                "counts": summary.counts,
-                "share": summary.share if summary.share is not None else 0.0,
-                "answering": summary.answering,
-                "new": list(target.new),
-                "old": list(target.old),
-                "old_ttl": target.old_ttl,
-                "answers": [a.as_dict((a.resolver, a.key) in stale_ids) for a in summary.answers],
-                "authoritative": {
-                    "all_new": bool(auth.answers) and auth.new == len(auth.answers),
-                    "answers": [a.as_dict() for a in auth.answers],
-                },
-            }
-        )
-    return {
-        "round": round.number,
-        "time": iso(round.time),
-        "records": records,
-        "authoritative_all_new": authoritative_all_new(round, targets),
-        "stale": len(stale_ids),
-        "verdict": verdict.as_dict(),
-    }

@@ -1,0 +1,111 @@
+"""One round's JSON document: written by ``watch``, stored by the journal, read back by ``status``.
+
+The document is the contract's watch JSON (``round``, ``time``, ``records`` with counts,
+share and answers, ``verdict``) plus what the verdict was judged on: every
+authoritative server's state and serial, the records left behind, the bound on old data
+and, for a delegation change, the parent's and the old host's servers. ``evidence``
+reads those facts back, so that ``status`` re-judges a stored round with the same rules
+(time moves on between rounds) instead of re-implementing them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from cutover.bounds import Bound
+from cutover.observe.authoritative import ServerView, all_new
+from cutover.observe.types import AUTHORITATIVE, OLD_HOST, PARENT, Answer, RecordSummary, Round, Target
+from cutover.times import iso_precise, parse_iso
+
+if TYPE_CHECKING:  # the verdict imports these modules; the reverse is only for type hints
+    from cutover.verdict import Evidence, Verdict
+
+
+def round_document(
+    round: Round,
+    targets: Sequence[Target],
+    verdict: "Verdict",
+    evidence: "Evidence",
+    *,
+    stale: Iterable[Answer] = (),
+    left_behind: Sequence[Mapping[str, Any]] = (),
+    delegation: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The contract's watch JSON for one round (plus addresses, values, staleness, evidence)."""
+    stale_ids = {(a.resolver, a.key) for a in stale}
+    by_key = {s.key: s for s in evidence.summaries}
+    records = [_record(round, t, by_key.get(t.key), stale_ids) for t in targets]
+    doc: dict[str, Any] = {
+        "round": round.number,
+        "time": iso_precise(round.time),
+        "records": records,
+        "authoritative": {
+            "all_new": all_new(evidence.servers),
+            "since": iso_precise(evidence.agreed_since),
+            "servers": [v.as_dict() for v in evidence.servers],
+        },
+        "authoritative_all_new": all_new(evidence.servers),
+        "left_behind": [dict(item) for item in left_behind],
+        "bound": {"at": iso_precise(evidence.bound.at), "reason": evidence.bound.reason, "notes": list(evidence.bound.notes)},
+        "stale": len(stale_ids),
+        "verdict": verdict.as_dict(),
+    }
+    if delegation is not None:
+        doc["delegation"] = dict(delegation)
+    return doc
+
+
+def _record(round: Round, target: Target, s: RecordSummary | None, stale_ids: set[Any]) -> dict[str, Any]:
+    s = s or RecordSummary(target.key)
+    own = [a for a in round.of_group(AUTHORITATIVE, PARENT) if a.key == target.key]
+    old_host = [a for a in round.of_group(OLD_HOST) if a.key == target.key]
+    rec = {
+        "name": target.name,
+        "type": target.type,
+        "counts": s.counts,
+        "share": s.share if s.share is not None else 0.0,
+        "answering": s.answering,
+        "resolvers_asked": target.recursive,
+        "new": list(target.new),
+        "old": list(target.old),
+        "old_ttl": target.old_ttl,
+        "old_ttl_source": target.old_ttl_source,
+        "answers": [a.as_dict((a.resolver, a.key) in stale_ids) for a in s.answers],
+        "authoritative": {
+            "all_new": bool(own) and all(a.state == "new" for a in own),
+            "answers": [a.as_dict() for a in own],
+        },
+    }
+    if old_host:
+        rec["old_host"] = {"answers": [a.as_dict() for a in old_host]}
+    return rec
+
+
+def evidence(doc: Mapping[str, Any], change_time: datetime | None) -> "Evidence":
+    """The facts a stored round was judged on, for judging it again at another time."""
+    from cutover.verdict import Evidence  # the verdict module imports this one
+
+    agreement = doc.get("authoritative") if isinstance(doc.get("authoritative"), dict) else {}
+    bound = doc.get("bound") or {}
+    return Evidence(
+        summaries=tuple(RecordSummary.from_record(r) for r in doc.get("records", []) if r.get("resolvers_asked", True)),
+        servers=tuple(ServerView(**v) for v in agreement.get("servers", [])),
+        agreed_since=_time(agreement.get("since")),
+        bound=Bound(_time(bound.get("at")), str(bound.get("reason", "the old-data bound was not recorded")),
+                    tuple(bound.get("notes", []))),
+        change_time=change_time,
+        left_behind=tuple(str(item.get("reason", item)) for item in doc.get("left_behind", [])),
+    )
+
+
+def targets(doc: Mapping[str, Any]) -> tuple[Target, ...]:
+    """The targets a stored round watched."""
+    return tuple(Target((r["name"], r["type"]), tuple(r["new"]), tuple(r["old"]), int(r.get("old_ttl", 0)),
+                        str(r.get("old_ttl_source", "journal")), bool(r.get("resolvers_asked", True)))
+                 for r in doc.get("records", []))
+
+
+def _time(text: Any) -> datetime | None:
+    return parse_iso(text) if isinstance(text, str) and text else None
+

@@ -1,0 +1,55 @@
+"""Building verdicts and round documents in unit tests, the way ``cutover.monitor`` does.
+
+The verdict judges frozen evidence; these helpers assemble it from a round (or from
+counts) with the defaults a plain record change has: every authoritative server on the
+new data since the change, the bound at change + old TTL, nothing left behind.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from cutover import bounds
+from cutover.observe import document
+from cutover.observe.authoritative import ServerView, views
+from cutover.observe.types import Answer, RecordSummary, Round, Target, summarise
+from cutover.verdict import Evidence, Rules, Verdict, decide, stale_resolvers
+
+NS1 = ServerView("ns1.example.test", "192.0.2.53", "authoritative", 7, "new", "serves the new data")
+_UNSET: Any = object()
+
+
+def evidence(summaries: Sequence[RecordSummary], *, change: datetime | None, ttl: int = 300,
+             servers: Sequence[ServerView] = (NS1,), agreed: datetime | None = _UNSET,
+             left: Sequence[str] = ()) -> Evidence:
+    agreed = change if agreed is _UNSET else agreed
+    probe = Target(("ttl.example.test.", "A"), ("192.0.2.2",), ("192.0.2.1",), ttl, "journal")
+    return Evidence(tuple(summaries), tuple(servers), agreed, bounds.record_change([probe], agreed), change, tuple(left))
+
+
+def judge(summaries: Sequence[RecordSummary], *, now: datetime, change: datetime | None, threshold: float = 1.0,
+          ttl: int = 300, period: float = 7 * 86400.0, min_answering: float = 0.5, count: bool = False,
+          **kwargs: Any) -> Verdict:
+    rules = Rules(threshold, period, min_answering, count)
+    return decide(evidence(summaries, change=change, ttl=ttl, **kwargs), rules, now)
+
+
+def judge_round(rnd: Round, targets: Sequence[Target], *, now: datetime, change: datetime | None,
+                **kwargs: Any) -> Verdict:
+    return judge(summarise(rnd, targets), now=now, change=change, **kwargs)
+
+
+def round_doc(rnd: Round, targets: Sequence[Target], *, change: datetime | None, now: datetime | None = None,
+              threshold: float = 1.0, ttl: int = 300, period: float = 7 * 86400.0) -> dict[str, Any]:
+    """A round's document as ``watch`` writes it: verdict, stale answers and the evidence."""
+    now = now or rnd.time
+    found = views(rnd, targets)
+    ev = evidence(summarise(rnd, targets), change=change, ttl=ttl, **({"servers": found} if found else {}))
+    verdict = decide(ev, Rules(threshold, period), now)
+    stale: list[Answer] = stale_resolvers(rnd, targets, change, now)
+    return document.round_document(rnd, targets, verdict, ev, stale=stale)
+
+
+def later(moment: datetime, seconds: float) -> datetime:
+    return moment + timedelta(seconds=seconds)
