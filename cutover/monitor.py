@@ -17,11 +17,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping, MutableSequence, Sequence
 
-from cutover import bounds, delegation as delegation_mod, history, leftbehind, verify
+from cutover import bounds, delegation as delegation_mod, history, leftbehind, rounds as rounds_doc, verify
 from cutover import resolvers as resolvers_mod
 from cutover.errors import UsageError
 from cutover.journal import LANDED, Journal, Run
-from cutover.observe import document
 from cutover.observe.authoritative import ServerView, all_new, serial_probe, views
 from cutover.observe.engine import CONCURRENCY, PARALLEL_FROM, query_round, run_round
 from cutover.observe.types import AUTHORITATIVE, OLD_HOST, Answer, RecordSummary, Round, Target, summarise
@@ -187,7 +186,7 @@ def record_round(s: Setup, journal: Journal, answers: Sequence[Answer], started:
     evidence = _evidence(s, summarise(rnd, s.targets), server_views)
     verdict = decide(evidence, rules(s.plan), _dt(started))
     stale = stale_resolvers(rnd, s.targets, _maybe_dt(s.agreed_since), _dt(started))
-    doc = document.round_document(rnd, s.targets, verdict, evidence, stale=stale,
+    doc = rounds_doc.round_document(rnd, s.targets, verdict, evidence, stale=stale,
                                   left_behind=[item.as_dict() for item in s.left_behind],
                                   delegation=s.delegation.as_dict() if s.delegation else None)
     doc["plan"] = str(s.plan.path)
@@ -290,7 +289,7 @@ def verdict_now(plan: Plan, journal: Journal, now: float | None = None) -> dict[
     if newer is not None and newer.changed is not None and newer.changed > parse_iso(doc["time"]).timestamp():
         return None
     change = (doc.get("change") or {}).get("time")
-    evidence = document.evidence(doc, parse_iso(change) if change else None)
+    evidence = rounds_doc.evidence(doc, parse_iso(change) if change else None)
     return decide(evidence, rules(plan), _dt(time.time() if now is None else now)).as_dict()
 
 

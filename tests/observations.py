@@ -10,8 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from cutover import bounds
-from cutover.observe import document
+from cutover import bounds, rounds
 from cutover.observe.authoritative import ServerView, views
 from cutover.observe.types import Answer, RecordSummary, Round, Target, summarise
 from cutover.verdict import Evidence, Rules, Verdict, decide, stale_resolvers
@@ -48,7 +47,7 @@ def round_doc(rnd: Round, targets: Sequence[Target], *, change: datetime | None,
     ev = evidence(summarise(rnd, targets), change=change, ttl=ttl, **({"servers": found} if found else {}))
     verdict = decide(ev, Rules(threshold, period), now)
     stale: list[Answer] = stale_resolvers(rnd, targets, change, now)
-    return document.round_document(rnd, targets, verdict, ev, stale=stale)
+    return rounds.round_document(rnd, targets, verdict, ev, stale=stale)
 
 
 def later(moment: datetime, seconds: float) -> datetime:

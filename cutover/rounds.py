@@ -11,22 +11,20 @@ reads those facts back, so that ``status`` re-judges a stored round with the sam
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from cutover.bounds import Bound
 from cutover.observe.authoritative import ServerView, all_new
 from cutover.observe.types import AUTHORITATIVE, OLD_HOST, PARENT, Answer, RecordSummary, Round, Target
 from cutover.times import iso_precise, parse_iso
-
-if TYPE_CHECKING:  # the verdict imports these modules; the reverse is only for type hints
-    from cutover.verdict import Evidence, Verdict
+from cutover.verdict import Evidence, Verdict
 
 
 def round_document(
     round: Round,
     targets: Sequence[Target],
-    verdict: "Verdict",
-    evidence: "Evidence",
+    verdict: Verdict,
+    evidence: Evidence,
     *,
     stale: Iterable[Answer] = (),
     left_behind: Sequence[Mapping[str, Any]] = (),
@@ -82,10 +80,8 @@ def _record(round: Round, target: Target, s: RecordSummary | None, stale_ids: se
     return rec
 
 
-def evidence(doc: Mapping[str, Any], change_time: datetime | None) -> "Evidence":
+def evidence(doc: Mapping[str, Any], change_time: datetime | None) -> Evidence:
     """The facts a stored round was judged on, for judging it again at another time."""
-    from cutover.verdict import Evidence  # the verdict module imports this one
-
     agreement = doc.get("authoritative") if isinstance(doc.get("authoritative"), dict) else {}
     bound = doc.get("bound") or {}
     return Evidence(
