@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
 from cutover import diff as diffmod
-from cutover import guards, history, integrity, verify
+from cutover import bounds, guards, history, integrity, verify
 from cutover.errors import CutoverError, GuardError, PartialApplyError, ProviderError, StateError, UsageError
 from cutover.journal import LANDED, UNSETTLED, Journal, Run
 from cutover.plan import Plan
@@ -316,7 +316,7 @@ def _outcome(ctx: Context, run: Run, servers: Sequence[verify.ServerResult], not
     old = [history.target_for(c, run.changed, ctx.journal, ctx.plan.zone, neg_ttl) for c in changes]
     longest_old = max((t.old_ttl for t in old), default=0)
     start = _agreed_at(ctx, run, servers)
-    until = start + longest_old if start is not None else None
+    until = start + longest_old + bounds.ROUNDING if start is not None else None
     retire = None
     if run.kind != "prepare" and run.changed is not None and until is not None:
         retire = max(until, run.changed + ctx.plan.retire.parallel_period)

@@ -16,6 +16,10 @@ from what the DNS itself promises, never from what the watch happened to observe
   *change + parent NS TTL + old host NS TTL*. Whatever the old host serves until then can
   be cached for its TTL; where the old host was updated to the new data, the fetches of
   old data end when that update was seen.
+
+Caches count TTLs in whole seconds and may still hand out an answer during its last
+second (Unbound serves a TTL-2 answer for up to 3 s), so every cache step adds
+``ROUNDING`` to the bound.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from typing import Mapping, Sequence
 from cutover.observe.types import Target
 from cutover.records import RecordKey
 from cutover.times import duration, iso
+
+#: Seconds a cache may serve an answer past its TTL because TTLs are counted in whole seconds.
+ROUNDING = 1
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ def record_change(targets: Sequence[Target], agreed_since: datetime | None) -> B
     ttl_words = f"the longest old TTL ({duration(longest.old_ttl)}, {longest.name} {longest.type}, from {longest.old_ttl_source})"
     if agreed_since is None:
         return Bound(None, f"{ttl_words} counts from when every authoritative server serves the new data, which has not happened yet")
-    at = agreed_since + timedelta(seconds=longest.old_ttl)
+    at = agreed_since + timedelta(seconds=longest.old_ttl + ROUNDING)
     return Bound(at, f"{ttl_words} counted from {iso(agreed_since)}, when the last authoritative server served the new data")
 
 
@@ -77,9 +84,10 @@ def delegation_change(targets: Sequence[Target], agreed_since: datetime | None, 
         return Bound(None, "the clock starts when the parent's servers hand out the new delegation and every "
                            "server of the new DNS host serves the new data, which has not happened yet",
                      _advice(targets, d, None))
-    relearn = host.ns_ttl if host.teaches_old_ns else 0
-    held_until = agreed_since + timedelta(seconds=d.parent_ns_ttl + relearn)
-    ends = {t.key: _last_fetch(t, held_until, host) + timedelta(seconds=t.old_ttl) for t in targets if t.recursive}
+    relearn = host.ns_ttl + ROUNDING if host.teaches_old_ns else 0
+    held_until = agreed_since + timedelta(seconds=d.parent_ns_ttl + ROUNDING + relearn)
+    ends = {t.key: _last_fetch(t, held_until, host) + timedelta(seconds=t.old_ttl + ROUNDING)
+            for t in targets if t.recursive}
     at = max([held_until, *ends.values()])
     relearnt = (f" plus the old host's own NS TTL ({duration(host.ns_ttl)}, from {host.ns_ttl_source}), since resolvers "
                 "can re-learn the old NS set from the old host's answers") if relearn else ""

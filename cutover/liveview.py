@@ -106,6 +106,7 @@ class LiveView:
         lines.append("")
         for cond in verdict.get("conditions", []):
             lines.append(self._condition(cond, now))
+        lines += [f"  note: {note}" for note in verdict.get("notes", [])]
         lines.append(self._verdict(verdict))
         if self.grid:
             lines += ["", self._grid(doc)]

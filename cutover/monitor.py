@@ -28,7 +28,7 @@ from cutover.plan import Plan
 from cutover.records import Change, RecordKey, RecordSet
 from cutover.resolvers import Resolver
 from cutover.times import iso_precise, parse_iso
-from cutover.verdict import Evidence, Rules, Verdict, decide, stale_resolvers
+from cutover.verdict import Evidence, Rules, decide, stale_resolvers
 
 Job = tuple[tuple[Target, ...], tuple[Resolver, ...]]
 
@@ -79,10 +79,6 @@ class Setup:
     agreed_since: float | None = None
     left_behind: tuple[leftbehind.LeftBehind, ...] = ()
     delegation: DelegationWatch | None = None
-
-    @property
-    def longest_old_ttl(self) -> int:
-        return max((t.old_ttl for t in self.targets), default=0)
 
     def jobs(self) -> list[Job]:
         """Who is asked what this round (resolvers are never asked for an NS set)."""
@@ -252,10 +248,6 @@ def _evidence(s: Setup, summaries: Sequence[RecordSummary], server_views: Sequen
 def rules(plan: Plan) -> Rules:
     r = plan.retire
     return Rules(r.threshold, r.parallel_period, r.min_answering, r.min_answering_is_count)
-
-
-def judge(s: Setup, summaries: Sequence[RecordSummary], server_views: Sequence[ServerView], now: float) -> Verdict:
-    return decide(_evidence(s, summaries, server_views), rules(s.plan), _dt(now))
 
 
 def rounds(watches: MutableSequence[tuple[Setup, Journal]], *, once: bool = False,

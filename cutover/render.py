@@ -115,6 +115,7 @@ def status_text(doc: dict) -> str:
         lines.append(f"  retire the old server: {head}")
         for cond in verdict.get("conditions", []):
             lines.append(f"      [{'x' if cond['met'] else ' '}] {cond['name']}: {cond['reason']}")
+        lines += [f"      note: {note}" for note in verdict.get("notes", [])]
     elif doc["runs"]:
         lines.append("  retire the old server: unknown until `cutover watch` has run a round since the last change")
     return "\n".join(lines)

@@ -82,7 +82,8 @@ def _record(round: Round, target: Target, s: RecordSummary | None, stale_ids: se
 
 def evidence(doc: Mapping[str, Any], change_time: datetime | None) -> Evidence:
     """The facts a stored round was judged on, for judging it again at another time."""
-    agreement = doc.get("authoritative") if isinstance(doc.get("authoritative"), dict) else {}
+    found = doc.get("authoritative")
+    agreement: Mapping[str, Any] = found if isinstance(found, dict) else {}
     bound = doc.get("bound") or {}
     return Evidence(
         summaries=tuple(RecordSummary.from_record(r) for r in doc.get("records", []) if r.get("resolvers_asked", True)),

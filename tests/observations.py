@@ -2,7 +2,8 @@
 
 The verdict judges frozen evidence; these helpers assemble it from a round (or from
 counts) with the defaults a plain record change has: every authoritative server on the
-new data since the change, the bound at change + old TTL, nothing left behind.
+new data since the change, the bound at change + old TTL (the bound's own rules are
+``tests/test_bounds.py``'s), nothing left behind.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ def evidence(summaries: Sequence[RecordSummary], *, change: datetime | None, ttl
              servers: Sequence[ServerView] = (NS1,), agreed: datetime | None = _UNSET,
              left: Sequence[str] = ()) -> Evidence:
     agreed = change if agreed is _UNSET else agreed
-    probe = Target(("ttl.example.test.", "A"), ("192.0.2.2",), ("192.0.2.1",), ttl, "journal")
-    return Evidence(tuple(summaries), tuple(servers), agreed, bounds.record_change([probe], agreed), change, tuple(left))
+    bound = (bounds.Bound(agreed + timedelta(seconds=ttl), f"the longest old TTL ({ttl}s)") if agreed is not None
+             else bounds.Bound(None, "the old TTL counts from when every authoritative server serves the new data, "
+                                     "which has not happened yet"))
+    return Evidence(tuple(summaries), tuple(servers), agreed, bound, change, tuple(left))
 
 
 def judge(summaries: Sequence[RecordSummary], *, now: datetime, change: datetime | None, threshold: float = 1.0,

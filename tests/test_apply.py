@@ -40,7 +40,7 @@ def test_prepare_then_wait_then_apply(env):
     out = applymod.apply(ctx, verify_after=False)
     assert values(provider, "www.example.com.", "A") == ("203.0.113.10",)
     assert out.changed == clock.t
-    assert out.old_answers_until == clock.t + 300
+    assert out.old_answers_until == clock.t + 300 + 1  # caches count whole seconds
     assert out.earliest_retire == clock.t + 3600
     run = journal.run(out.run_id)
     assert run.kind == "apply" and all(c.status == "landed" for c in run.changes)

@@ -126,8 +126,8 @@ def test_the_old_ttl_clock_starts_when_the_last_authoritative_server_has_the_cha
     s, doc = monitor.record_round(s, journal, caught_up, clock.t + 40)
     assert doc["authoritative"]["all_new"] is True and s.agreed_since == clock.t + 40
     ttl = next(c for c in doc["verdict"]["conditions"] if c["name"] == "ttl")
-    assert ttl["at"].startswith(iso_of(clock.t + 40 + 300)), "counted from the round that saw the secondary catch up"
-    status = monitor.verdict_now(ctx.plan, journal, now=clock.t + 40 + 301)
+    assert ttl["at"].startswith(iso_of(clock.t + 40 + 300 + 1)), "counted from the round that saw the secondary catch up"
+    status = monitor.verdict_now(ctx.plan, journal, now=clock.t + 40 + 302)
     assert status is not None and next(c for c in status["conditions"] if c["name"] == "ttl")["met"] is True
 
 

@@ -174,8 +174,8 @@ class RecordSummary:
     def from_record(cls, rec: Mapping[str, Any]) -> "RecordSummary":
         """A summary from a round document's record entry (the counts; not the answers)."""
         counts = rec.get("counts") or {}
-        return cls((str(rec["name"]), str(rec["type"])),
-                   **{k: int(counts.get(k, 0)) for k in ("new", "old", "other", "error", "filtered")})
+        new, old, other, error, filtered = (int(counts.get(k, 0)) for k in ("new", "old", "other", "error", "filtered"))
+        return cls((str(rec["name"]), str(rec["type"])), new, old, other, error, filtered)
 
 
 def reached(answering: int, share: float | None, threshold: float) -> bool:

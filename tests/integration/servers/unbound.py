@@ -11,6 +11,12 @@ reproduces a resolver that floors TTLs and keeps serving old data.
     def test_something(unbound_server, fakenet):
         auth = fakenet.add(authoritative=True, records={...})
         resolver = unbound_server(zone="example.com.", upstream=auth.port, cache_min_ttl=3600)
+
+``upstream`` is a port on 127.0.0.1 or ``"ADDRESS@PORT"``; a stub for a *parent* zone
+(``unbound_server("example.net.", f"127.0.0.1@{parent.port}")``) makes Unbound follow
+the parent's referrals to the child's servers on port 53 at their glue addresses, as a
+resolver on the Internet does. ``closed=True`` refuses every name outside the stub
+zones, so the resolver can never send a query beyond loopback (to the root servers).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 import dns.exception
 import dns.message
@@ -54,8 +60,29 @@ class UnboundServer:
         stop_process(self.process, timeout=5)
 
 
-def config(port: int, zone: str, upstream: int, directory: Path, cache_min_ttl: int = 0, serve_expired: bool = False) -> str:
-    """The whole ``unbound.conf``: small, loopback-only, and explicit about every default that matters."""
+Upstream = int | str  # a port on 127.0.0.1, or "ADDRESS@PORT"
+
+
+def stub_address(upstream: Upstream) -> str:
+    """``stub-addr`` syntax: ``5353`` -> ``127.0.0.1@5353``; ``"127.53.0.1@53"`` as is."""
+    return f"127.0.0.1@{upstream}" if isinstance(upstream, int) or str(upstream).isdigit() else str(upstream)
+
+
+def config(port: int, zone: str, upstream: Upstream, directory: Path, cache_min_ttl: int = 0, serve_expired: bool = False,
+           *, stubs: Mapping[str, Upstream] | None = None, closed: bool = False) -> str:
+    """The whole ``unbound.conf``: small, loopback-only, and explicit about every default that matters.
+
+    ``stubs`` adds more zones and their servers. ``closed`` adds ``local-zone: "." refuse``
+    with each stub zone ``transparent``: a name outside them is refused on the spot, never
+    looked up at the root servers."""
+    zones = {zone: upstream, **(stubs or {})}
+    stub_blocks = "".join(
+        f'\nstub-zone:\n    name: "{name}"\n    stub-addr: {stub_address(where)}\n    stub-prime: no\n'
+        for name, where in zones.items()
+    )
+    local = ""
+    if closed:
+        local = '    local-zone: "." refuse\n' + "".join(f'    local-zone: "{name}" transparent\n' for name in zones)
     return f"""
 server:
     interface: 127.0.0.1
@@ -87,24 +114,21 @@ server:
     cache-max-negative-ttl: 3600
     harden-referral-path: no
     target-fetch-policy: "0 0 0 0 0"
-
+{local}
 remote-control:
     control-enable: no
-
-stub-zone:
-    name: "{zone}"
-    stub-addr: 127.0.0.1@{upstream}
-    stub-prime: no
-"""
+{stub_blocks}"""
 
 
-def start(zone: str, upstream: int, cache_min_ttl: int = 0, serve_expired: bool = False) -> UnboundServer:
+def start(zone: str, upstream: Upstream, cache_min_ttl: int = 0, serve_expired: bool = False, *,
+          stubs: Mapping[str, Upstream] | None = None, closed: bool = False) -> UnboundServer:
     binary = need_binary("unbound", "unbound")
     directory = Path(tempfile.mkdtemp(prefix="cutover-unbound-"))
     output = ""
     for _ in range(3):
         port = free_port()
-        (directory / "unbound.conf").write_text(config(port, zone, upstream, directory, cache_min_ttl, serve_expired))
+        (directory / "unbound.conf").write_text(
+            config(port, zone, upstream, directory, cache_min_ttl, serve_expired, stubs=stubs, closed=closed))
         server = UnboundServer(directory, port)
         with open(directory / "unbound.log", "wb") as log:
             server.process = subprocess.Popen(
@@ -144,11 +168,13 @@ def _wait_ready(server: UnboundServer) -> None:
 
 @pytest.fixture
 def unbound_server() -> Iterator[Callable[..., UnboundServer]]:
-    """Start Unbound resolvers for one test: ``unbound_server(zone=..., upstream=PORT, cache_min_ttl=0)``."""
+    """Start Unbound resolvers for one test: ``unbound_server(zone=..., upstream=PORT, cache_min_ttl=0)``
+    (also ``serve_expired=``, ``stubs={zone: upstream}``, ``closed=True``)."""
     started: list[UnboundServer] = []
 
-    def make(zone: str, upstream: int, cache_min_ttl: int = 0, serve_expired: bool = False) -> UnboundServer:
-        server = start(zone, upstream, cache_min_ttl, serve_expired)
+    def make(zone: str, upstream: Upstream, cache_min_ttl: int = 0, serve_expired: bool = False, *,
+             stubs: Mapping[str, Upstream] | None = None, closed: bool = False) -> UnboundServer:
+        server = start(zone, upstream, cache_min_ttl, serve_expired, stubs=stubs, closed=closed)
         started.append(server)
         return server
 
