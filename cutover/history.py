@@ -67,7 +67,8 @@ def _with_agreement(h: History, journal: Journal, zone: str) -> History:
     if h.change_time is None:
         return h
     wanted = {(t.name, t.type, t.new, t.old) for t in h.targets}
-    for doc in journal.rounds(zone, since=h.change_time):
+    # a change dated by a round carries that round's millisecond time: allow its rounding
+    for doc in journal.rounds(zone, since=h.change_time - 0.001):
         agreement = doc.get("authoritative")
         if not isinstance(agreement, dict) or not _same_targets(doc, wanted):
             continue

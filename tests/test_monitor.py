@@ -216,3 +216,18 @@ def test_resolvers_are_never_asked_for_an_ns_set(env):
     s = monitor.replace(s, targets=(*s.targets, ns), servers=(NS_A,))
     (to_resolvers, _), (to_servers, _) = s.jobs()
     assert ns not in to_resolvers and ns in to_servers
+
+
+def test_an_outside_change_dated_by_a_round_keeps_that_round_as_the_start_of_agreement(env):
+    ctx, provider, journal, clock = env
+    for key, rs in list(provider.zone_data.items()):
+        if key in (("www.example.com.", "A"), ("example.com.", "MX")):
+            record = next(r for r in ctx.plan.records if r.key == key)
+            provider.zone_data[key] = RecordSet.build(key[0], key[1], 60, record.to)
+    s, _ = targets(ctx, provider)
+    s = monitor.replace(s, servers=(NS_A,))
+    seen = clock.t + 0.4567  # written to the millisecond, read back a hair later
+    s, doc = monitor.record_round(s, journal, [answer(NS_A, x, "new") for x in s.targets], seen)
+    assert doc["change"]["source"] == "observed at the authoritative servers in round 1"
+    again, _ = targets(ctx, provider)
+    assert again.change_time == pytest.approx(seen, abs=0.001) and again.agreed_since == pytest.approx(seen, abs=0.001)

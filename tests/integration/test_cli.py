@@ -195,7 +195,7 @@ def test_change_made_outside_cutover_is_dated_at_the_authoritative_servers(tmp_p
     time.sleep(3.5)
     later = json.loads(run("watch", str(plan), "--once", "--format", "json", cwd=tmp_path).stdout)
     assert later["change"]["time"] == seen["time"]  # dated once, by the first round that saw it
-    assert later["verdict"]["retire"] is True
+    assert later["verdict"]["retire"] is True, json.dumps(later["verdict"], indent=1)
 
 
 def test_one_watch_over_several_plans_shares_each_round(tmp_path, sandbox):
