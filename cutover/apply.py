@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Collection, Mapping, Sequence, Union
 
 from cutover import diff as diffmod
-from cutover import bounds, guards, history, integrity, verify
+from cutover import bounds, conflicts, guards, history, integrity, verify
 from cutover.errors import CutoverError, GuardError, PartialApplyError, ProviderError, StateError, UsageError
 from cutover.journal import LANDED, UNSETTLED, Journal, Run
 from cutover.plan import Plan
@@ -49,6 +49,7 @@ class Outcome:
     earliest_retire: float | None = None
     servers: tuple[verify.ServerResult, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    retiring: tuple[str, ...] = ()  # what the change moves away from (after a rollback: the new server)
 
     def as_dict(self) -> dict:
         return {
@@ -63,6 +64,7 @@ class Outcome:
             "earliest_retire": iso(self.earliest_retire),
             "nameservers": [vars(s) for s in self.servers],
             "notes": list(self.notes),
+            "retiring": list(self.retiring),
         }
 
 
@@ -83,17 +85,26 @@ def read_live(ctx: Context) -> tuple[dict[RecordKey, RecordSet], int | None]:
 
 
 def zone_diff(ctx: Context) -> diffmod.ZoneDiff:
+    """``cutover diff``: what apply would change, and what it would refuse and why."""
     live, size = read_live(ctx)
-    return diff_with_targets(ctx, live, size)
+    return review(ctx, live, size)
+
+
+def review(ctx: Context, live: Mapping[RecordKey, RecordSet], size: int | None) -> diffmod.ZoneDiff:
+    """The diff with every guard's refusals: ``diff`` shows them, ``apply`` acts on them."""
+    zdiff = diff_with_targets(ctx, live, size)
+    return replace(zdiff, refusals=tuple(_guards(ctx, zdiff, live, size)))
 
 
 def diff_with_targets(ctx: Context, live: Mapping[RecordKey, RecordSet], size: int | None) -> diffmod.ZoneDiff:
-    """The diff, with the in-zone MX/SRV/NS targets read too when the provider saw only the
-    names it was asked for: a target never read would look like one without an address."""
+    """The diff, with the in-zone MX/SRV/NS targets (and the names a planned CNAME would
+    share) read too when the provider saw only the names it was asked for: a record never
+    read would look like one that is not there."""
     zdiff = diffmod.compute(ctx.plan, live)
     if size is not None or not zdiff.changes:
         return zdiff
-    wanted = [k for k in integrity.target_keys(zdiff.changes, ctx.plan.zone) if k not in live]
+    keys = [*integrity.target_keys(zdiff.changes, ctx.plan.zone), *conflicts.keys_to_read(zdiff.changes)]
+    wanted = [k for k in dict.fromkeys(keys) if k not in live]
     return diffmod.compute(ctx.plan, live, index(ctx.provider.records(wanted)) if wanted else {})
 
 
@@ -159,17 +170,29 @@ def prepare(ctx: Context) -> Outcome:
     return replace(outcome, old_answers_until=until, notes=(*notes, f"caches may hold the long TTL ({longest}s) until {iso(until)}; apply after that"))
 
 
-def apply(ctx: Context, *, force: bool = False, verify_after: bool = True, confirm: Confirm = lambda _d: True) -> Outcome:
-    """Check the guards, confirm, journal, change, wait, verify."""
+Force = Union[bool, Collection[str]]
+
+
+def apply(ctx: Context, *, force: Force = False, verify_after: bool = True, confirm: Confirm = lambda _d: True,
+          wait: Callable[[float, str], None] | None = None) -> Outcome:
+    """Check the guards, confirm, journal, change, wait, verify.
+
+    ``force`` is True (every guard) or the names of the guards to override. With
+    ``wait``, a TTL guard that clears by itself is waited out (``wait(until, why)``)
+    instead of refused, and everything is checked again afterwards."""
     plan = ctx.plan
     ctx.journal.lock()
     live, size = read_live(ctx)
     notes = reconcile(ctx, live)
-    zdiff = diff_with_targets(ctx, live, size)
+    zdiff = review(ctx, live, size)
     if zdiff.in_sync:
         return _finish_previous(ctx, live, notes, verify_after)
-    refusals = _guards(ctx, zdiff, live, size)
-    forced = _check(refusals, force, plan)
+    until = _waitable(zdiff.refusals, force)
+    if wait is not None and until is not None:
+        wait(until, "the TTL guard: caches may still hold the TTL from before prepare")
+        live, size = read_live(ctx)
+        zdiff = review(ctx, live, size)
+    forced = _check(zdiff.refusals, force, plan)
     if size is None:
         notes.append(f"safety share not checked: the {plan.provider.type} provider cannot list the whole zone")
     notes += [f"left behind: {item.reason}" for item in zdiff.left_behind if item.kind not in guards.REFUSED_LEFT_BEHIND]
@@ -178,13 +201,35 @@ def apply(ctx: Context, *, force: bool = False, verify_after: bool = True, confi
     return _execute(ctx, "apply", zdiff.changes, live, verify_after=verify_after, forced=forced, notes=notes)
 
 
-def rollback(ctx: Context, *, force: bool = False, verify_after: bool = True, confirm: Confirm = lambda _d: True) -> Outcome:
-    """Put back exactly the record sets the last apply replaced, values and TTLs."""
+def _waitable(refusals: Sequence[guards.Refusal], force: Force) -> float | None:
+    """When every refusal left is a TTL guard that clears by itself: the time it clears."""
+    left = [r for r in refusals if not _overridden(r, force)]
+    if not left or any(r.guard != "ttl" or r.until is None for r in left):
+        return None
+    return max(r.until for r in left if r.until is not None)
+
+
+def _overridden(refusal: guards.Refusal, force: Force) -> bool:
+    return force is True or (not isinstance(force, bool) and refusal.guard in force)
+
+
+def rollback(ctx: Context, *, force: Force = False, verify_after: bool = True, confirm: Confirm = lambda _d: True) -> Outcome:
+    """Put back exactly the record sets the last apply replaced, values and TTLs. A rollback
+    that an interruption left unfinished is settled and verified, as a re-run apply is."""
     plan = ctx.plan
     ctx.journal.lock()
     live, _ = read_live(ctx)
+    interrupted = [r.id for r in ctx.journal.runs(plan.zone, ("rollback",)) if r.status in UNSETTLED]
     notes = reconcile(ctx, live)
+    settled = [r for r in ctx.journal.runs(plan.zone, ("rollback",)) if r.id in interrupted and r.status in LANDED]
+    if settled:  # finish what was interrupted; never go on to undo one apply more
+        run = settled[-1]
+        return _verify_run(ctx, run, live, notes) if verify_after else _outcome(ctx, run, (), notes, live)
     target = _last_not_undone(ctx.journal, plan.zone)
+    newest = ctx.journal.last(plan.zone, ("apply", "rollback"), LANDED)
+    if target is None and verify_after and newest is not None and newest.kind == "rollback" \
+            and newest.status in ("applied", "insync", "unverified"):
+        return _verify_run(ctx, newest, live, notes)  # landed, never verified: check it, as apply does
     if target is None:
         raise UsageError(f"{plan.path}: nothing to roll back: every apply of {plan.zone} journalled in "
                          f"{ctx.journal.directory} is already rolled back (or none landed)")
@@ -216,17 +261,21 @@ def _guards(ctx: Context, zdiff: diffmod.ZoneDiff, live: Mapping[RecordKey, Reco
         *guards.safety(zdiff, size),
         *guards.left_behind(zdiff),
         *guards.integrity(zdiff),
+        *guards.conflict(zdiff),
     ]
 
 
-def _check(refusals: Sequence[guards.Refusal], force: bool, plan: Plan) -> str | None:
-    """Raise ``GuardError`` listing every refusal, unless forced; return what was overridden."""
-    if not refusals:
-        return None
-    if not force:
-        lines = "\n".join(f"  {r.guard}: {r.message}" for r in refusals)
-        raise GuardError(f"{plan.path}: refused, nothing was changed:\n{lines}\n(--force overrides)")
-    return "; ".join(f"{r.guard}: {r.message}" for r in refusals)
+def _check(refusals: Sequence[guards.Refusal], force: Force, plan: Plan) -> str | None:
+    """Raise ``GuardError`` listing every refusal not overridden; return what was
+    overridden, in absolute words, for the journal."""
+    left = [r for r in refusals if not _overridden(r, force)]
+    if left:
+        lines = "\n".join(f"  {r.guard}: {r}" for r in left)
+        names = " ".join(f"--force {g}" for g in dict.fromkeys(r.guard for r in left))
+        raise GuardError(f"{plan.path}: refused, nothing was changed:\n{lines}\n"
+                         f"({names} overrides {'it' if len(left) == 1 else 'them one by one'}; --force alone overrides every guard)")
+    overridden = [r for r in refusals if _overridden(r, force)]
+    return "; ".join(f"{r.guard}: {r.message}" for r in overridden) or None
 
 
 def _finish_previous(ctx: Context, live: Mapping[RecordKey, RecordSet], notes: list[str], verify_after: bool) -> Outcome:
@@ -323,7 +372,8 @@ def _outcome(ctx: Context, run: Run, servers: Sequence[verify.ServerResult], not
     if run.kind != "prepare" and start is None and run.changed is not None:
         notes = (*notes, "the old-TTL clock starts when every authoritative server serves the new data; "
                          "`cutover watch` dates it")
-    return Outcome(ctx.plan, run.kind, run.status, run.id, changes, run.changed, until, retire, tuple(servers), tuple(notes))
+    return Outcome(ctx.plan, run.kind, run.status, run.id, changes, run.changed, until, retire, tuple(servers),
+                   tuple(notes), history.retiring(old) if run.kind != "prepare" else ())
 
 
 def _agreed_at(ctx: Context, run: Run, servers: Sequence[verify.ServerResult]) -> float | None:

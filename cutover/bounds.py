@@ -70,11 +70,17 @@ def record_change(targets: Sequence[Target], agreed_since: datetime | None) -> B
     if not targets:
         return Bound(None, "no record is watched")
     longest = max(targets, key=lambda t: t.old_ttl)
-    ttl_words = f"the longest old TTL ({duration(longest.old_ttl)}, {longest.name} {longest.type}, from {longest.old_ttl_source})"
+    ttl_words = _ttl_words(longest)
     if agreed_since is None:
         return Bound(None, f"{ttl_words} counts from when every authoritative server serves the new data, which has not happened yet")
     at = agreed_since + timedelta(seconds=longest.old_ttl + ROUNDING)
     return Bound(at, f"{ttl_words} counted from {iso(agreed_since)}, when the last authoritative server served the new data")
+
+
+def _ttl_words(t: Target) -> str:
+    if t.old_ttl_source == "prepare":  # a forced apply soon after prepare: the long TTL is still running
+        return f"what is left of the TTL from before prepare ({duration(t.old_ttl)}, {t.name} {t.type})"
+    return f"the longest old TTL ({duration(t.old_ttl)}, {t.name} {t.type}, from {t.old_ttl_source})"
 
 
 def delegation_change(targets: Sequence[Target], agreed_since: datetime | None, d: Delegation) -> Bound:

@@ -18,18 +18,22 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 import dns.exception
 
 from cutover import __version__, apply as applymod, export as exportmod, monitor, notify as notifymod, plan as planmod, render
+from cutover import guards, times
 from cutover import report as reportmod, report_html
-from cutover.errors import CutoverError, PlanError, ProviderError, UsageError
+from cutover.errors import CutoverError, GuardError, PlanError, ProviderError, UsageError
 from cutover.journal import Journal
 from cutover.liveview import LiveView
 from providers import registry
 
 STATE_DIR = ".cutover"
+#: Version of the JSON documents' shapes, in every document as ``schema``: 2 since the
+#: verdict gained authoritative agreement, quorum and records left behind.
+SCHEMA_VERSION = 2
 #: Seconds ``watch`` waits at exit for queued webhook messages.
 NOTIFY_FLUSH = 5.0
 
@@ -42,14 +46,27 @@ class Output:
     """Where things go: JSON documents or tables on stdout, progress on stderr (terminals only)."""
 
     json: bool
+    command: str = ""
+    written: int = 0
 
     @property
     def interactive(self) -> bool:
         return sys.stdout.isatty()
 
     def document(self, doc: Any) -> None:
-        sys.stdout.write(json.dumps(doc, sort_keys=False) + "\n")
+        """One JSON document on a line, stamped with the schema version of the shapes."""
+        sys.stdout.write(json.dumps({"schema": SCHEMA_VERSION, **doc}, sort_keys=False) + "\n")
         sys.stdout.flush()
+        self.written += 1
+
+    def failure(self, message: str, code: int) -> None:
+        """A command that failed as a whole: with ``--format json`` still one document,
+        the problems one per entry (a bad plan lists each of its problems)."""
+        self.error(message)
+        if self.json:
+            problems = [line.strip() for line in message.splitlines() if line.strip()]
+            self.document({"command": self.command, "error": problems[0] if problems else message,
+                           "problems": problems, "exit_code": code})
 
     def text(self, text: str) -> None:
         if not self.json:
@@ -147,6 +164,8 @@ def cmd_diff(args: argparse.Namespace, out: Output) -> int:
             out.text(render.diff_text(r))
     if worst:
         return worst
+    if args.check and any(r.refusals for r in results):
+        return GuardError.exit_code
     return 1 if any(not r.in_sync for r in results) else 0
 
 
@@ -155,13 +174,36 @@ def cmd_prepare(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_apply(args: argparse.Namespace, out: Output) -> int:
-    confirm = _confirmer(args, out, "apply")
-    return _change(args, out, lambda ctx: applymod.apply(ctx, force=args.force, verify_after=not args.no_verify, confirm=confirm))
+    force = forced_guards(args.force)
+    confirm = _confirmer(args, out, "apply", force)
+    wait = (lambda until, why: countdown(until, why, out)) if args.wait else None
+    return _change(args, out, lambda ctx: applymod.apply(ctx, force=force, verify_after=not args.no_verify,
+                                                         confirm=confirm, wait=wait))
 
 
 def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
-    confirm = _confirmer(args, out, "roll back")
-    return _change(args, out, lambda ctx: applymod.rollback(ctx, force=args.force, verify_after=not args.no_verify, confirm=confirm))
+    force = forced_guards(args.force)
+    confirm = _confirmer(args, out, "roll back", force)
+    return _change(args, out, lambda ctx: applymod.rollback(ctx, force=force, verify_after=not args.no_verify, confirm=confirm))
+
+
+def forced_guards(given: Sequence[str] | None) -> bool | frozenset[str]:
+    """``--force`` alone overrides every guard; ``--force ttl --force safety`` those two."""
+    if not given:
+        return False
+    return True if "all" in given else frozenset(given)
+
+
+def countdown(until: float, why: str, out: Output) -> None:
+    """``apply --wait``: sleep until ``until``, counting down on a terminal."""
+    out.error(f"waiting until {times.iso(until)} for {why} (Ctrl-C stops; nothing has been changed)")
+    while (left := until - time.time()) > 0:
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\r  {times.duration(left)} left  ")
+            sys.stderr.flush()
+        time.sleep(min(1.0, left))
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + " " * 24 + "\r")
 
 
 def _change(args: argparse.Namespace, out: Output, fn: Callable[[applymod.Context], applymod.Outcome]) -> int:
@@ -175,7 +217,7 @@ def _change(args: argparse.Namespace, out: Output, fn: Callable[[applymod.Contex
     unverified = [r for r in results if isinstance(r, applymod.Outcome) and r.status == "unverified"]
     for r in unverified:  # landed, but not every nameserver serves it: not a success to script on
         out.error(f"{r.plan.zone}: changed, but not every authoritative server serves the new data yet; "
-                  "run apply again to check again")
+                  f"run `cutover {r.kind}` again to check again (`cutover watch` follows them too)")
     worst = max(worst, ProviderError.exit_code if unverified else 0)
     if out.json:
         out.document({"plans": [r.as_dict() for r in results]})
@@ -190,15 +232,16 @@ def _change(args: argparse.Namespace, out: Output, fn: Callable[[applymod.Contex
     return worst
 
 
-def _confirmer(args: argparse.Namespace, out: Output, verb: str) -> Callable[[Any], bool]:
-    """--yes, or a question on a terminal; without a terminal, refuse before touching anything."""
+def _confirmer(args: argparse.Namespace, out: Output, verb: str, force: bool | frozenset[str]) -> Callable[[Any], bool]:
+    """--yes, or a question on a terminal; without a terminal, refuse before touching anything.
+    The question shows the diff and every guard being overridden."""
     if args.yes:
         return lambda _d: True
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # the question and answer use stderr and stdin
         raise UsageError(f"{verb} changes DNS: pass --yes when not running on a terminal")
 
     def ask(zdiff) -> bool:
-        print(render.diff_text(zdiff), file=sys.stderr)
+        print(render.diff_text(zdiff, overriding=force), file=sys.stderr)
         sys.stderr.write(f"{verb.capitalize()} these changes to {zdiff.plan.zone}? [y/N] ")
         sys.stderr.flush()
         return sys.stdin.readline().strip().lower() in ("y", "yes")
@@ -210,21 +253,50 @@ def cmd_watch(args: argparse.Namespace, out: Output) -> int:
     plans = load_plans(args.plans)
     notify_urls = [notifymod.check_url(url) for url in args.notify]  # a typo fails before any provider call
     watches: list[tuple[monitor.Setup, Journal]] = []
+    journals: dict[Path, Journal] = {}  # several plans may share a state directory, and its lock
 
     def one(plan: planmod.Plan) -> None:
-        with context(args, plan, out) as ctx:
-            live, _ = applymod.read_live(ctx)
-            nameservers = [] if plan.verify.nameservers else ctx.provider.nameservers()
-            delegation = (plan.zone, "NS") in plan.keys
-            setup = monitor.setup(plan, ctx.journal, live, nameservers, args.resolvers,
-                                  parent_nameservers=ctx.provider.parent_nameservers() if delegation else ())
-        watches.append((setup, Journal(state_dir(args, plan))))
+        directory = state_dir(args, plan).resolve()
+        journal = journals.get(directory) or journals.setdefault(directory, Journal(directory))
+        journal.lock_watch()
+        watches.append((watch_setup(plan, journal, args.resolvers, out), journal))
 
     _, worst = per_plan(plans, out, one)
     if worst:
+        for journal in journals.values():
+            journal.close()
         return worst
     notifier = notifymod.Notifier(notify_urls) if notify_urls else None
     return watch_loop(watches, out, once=args.once, grid=args.grid, notifier=notifier)
+
+
+def watch_setup(plan: planmod.Plan, journal: Journal, resolver_spec: Any, out: Output) -> monitor.Setup:
+    """What to watch. The DNS host being down must not stop a watch: without the provider
+    the journal still says what changed, and the authoritative servers are then reported
+    unreachable in every round (which holds the verdict back), not a reason to exit."""
+    provider = registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings))
+    try:
+        ctx = applymod.Context(plan, provider, journal, progress=out.progress)
+        try:
+            live, _ = applymod.read_live(ctx)
+        except (ProviderError, OSError, dns.exception.DNSException) as exc:
+            out.error(f"{plan.zone}: the zone could not be read ({exc}); watching what the journal knows, "
+                      "the authoritative servers are asked every round")
+            live = {}
+        nameservers = [] if plan.verify.nameservers else _nameservers(provider, plan, out)
+        delegation = (plan.zone, "NS") in plan.keys
+        return monitor.setup(plan, journal, live, nameservers, resolver_spec,
+                             parent_nameservers=provider.parent_nameservers() if delegation else ())
+    finally:
+        provider.close()
+
+
+def _nameservers(provider: Any, plan: planmod.Plan, out: Output) -> list[str]:
+    try:
+        return list(provider.nameservers())
+    except (ProviderError, OSError, dns.exception.DNSException) as exc:
+        out.error(f"{plan.zone}: the provider could not name the zone's servers ({exc}); set verify.nameservers")
+        return []
 
 
 def watch_loop(watches: list[tuple[monitor.Setup, Journal]], out: Output, *, once: bool, grid: bool = False,
@@ -232,25 +304,33 @@ def watch_loop(watches: list[tuple[monitor.Setup, Journal]], out: Output, *, onc
     """Show every round; exit 0 when the verdict is reached, 1 when ``--once`` ends before it.
 
     The notifier only queues (its threads post), so a slow webhook never delays a round.
+    The view does the pause between rounds, so that its countdown moves and a resized
+    terminal is redrawn; when the watch stops, its last panel says why.
     """
-    view = LiveView(sys.stdout, grid=grid)
+    interval = None if once else min((s.plan.watch.interval for s, _ in watches), default=None)
+    view = LiveView(sys.stdout, grid=grid, interval=interval)
     last: dict[str, bool] = {}
+    ending = ""
     try:
         if notifier is not None:
             for setup_, journal in watches:  # a restarted watch does not repeat old news
                 notifier.seed(journal.last_round(setup_.plan.zone))
-        for doc in monitor.rounds(watches, once=once):
+        for doc in monitor.rounds(watches, once=once, sleep=view.sleep):
             last[doc["zone"]] = doc["verdict"]["retire"]
             out.document(doc) if out.json else view.update(doc)
             if notifier is not None:
                 notifier.observe(doc)
     except Exception as exc:
+        ending = "stopped by the error below; the journal keeps every round"
         if notifier is not None:
             reason = str(exc) if isinstance(exc, CutoverError) else f"{type(exc).__name__}: {exc}"
             notifier.error([s.plan.zone for s, _ in watches], reason)
         raise
+    except BaseException:  # Ctrl-C, SIGTERM
+        ending = "stopped; the journal keeps every round (cutover status shows the verdict)"
+        raise
     finally:
-        view.close()
+        view.close(ending)
         for _, journal in watches:
             journal.close()
         if notifier is not None:
@@ -315,49 +395,70 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
 def cmd_demo(args: argparse.Namespace, out: Output) -> int:
     from cutover import demo
 
-    view = LiveView(sys.stdout, grid=args.grid)
+    view = LiveView(sys.stdout, grid=args.grid, interval=(demo.FAST if args.fast else demo.NORMAL).interval)
     on_round = out.document if out.json else view.update
-    result = demo.run(Path(args.dir) if args.dir else None, fast=args.fast, show=out.text, on_round=on_round)
-    view.close()
+    try:  # the narration goes on below the last panel, so closing does not redraw it
+        result = demo.run(Path(args.dir) if args.dir else None, fast=args.fast, show=out.text, on_round=on_round)
+    finally:
+        view.close()
     return 0 if result["last_round"]["verdict"]["retire"] else 1
 
 
 def cmd_export(args: argparse.Namespace, out: Output) -> int:
-    raw = dict(_setting(s) for s in args.setting)
-    cls = registry.provider_class(args.provider)
+    """Every option checked as the plan loader would (exit 2) before the provider is contacted."""
+    req = exportmod.request(args.provider, args.zone, args.setting, os.environ, only=args.only, ttl=args.ttl)
+    provider = registry.create(req.provider.type, req.zone, dict(req.provider.settings))
     try:
-        settings = {k: planmod.substitute_env(str(v), os.environ) for k, v in raw.items()}
-    except KeyError as exc:
-        raise UsageError(f"--setting: environment variable {exc.args[0]} is not set") from None
-    problems = cls.check_settings(settings)
-    if problems:
-        raise UsageError("; ".join(f"--setting {k}: {m}" for k, m in problems))
-    try:
-        zone = planmod.zone_name(args.zone)
-    except ValueError as exc:
-        raise UsageError(f"--zone: {exc}") from None
-    provider = registry.create(args.provider, zone, settings)
-    try:
-        doc = exportmod.skeleton(provider, args.provider, raw)
+        doc = exportmod.skeleton(provider, req)
     finally:
         provider.close()
     text = json.dumps(doc) + "\n" if out.json else exportmod.to_yaml(doc)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+    if args.output:  # whole or not at all: an interrupted export leaves no half plan
+        target = Path(args.output)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, target)
         out.progress(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
     return 0
 
 
-def _setting(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise UsageError(f"--setting {text!r}: expected KEY=VALUE (use ${{ENV}} for secrets)")
-    return key.strip(), value
+#: Commands that change DNS and journal how far they got; the others only read.
+CHANGING_COMMANDS = ("prepare", "apply", "rollback")
+
+
+def _interrupted(command: str) -> str:
+    """What an interrupt left behind, true for the command that was interrupted."""
+    if command in CHANGING_COMMANDS:
+        return "interrupted; the journal records how far the run got (see `cutover status`)"
+    if command == "demo":
+        return "interrupted; nothing outside the demo's own sandbox was changed"
+    return f"interrupted; nothing was changed in DNS ({command} only reads it)"
 
 
 # ---------------------------------------------------------------------- parser
+
+
+def _force_before_plans(raw: list[str]) -> list[str]:
+    """``apply --force plan.yaml`` means every guard, not a guard named plan.yaml: a bare
+    ``--force`` followed by something that is not a guard's name takes no value."""
+    out = []
+    for i, arg in enumerate(raw):
+        following = raw[i + 1] if i + 1 < len(raw) else None
+        bare = arg == "--force" and following is not None and following not in ("all", *guards.GUARDS)
+        out.append("--force=all" if bare and not following.startswith("-") else arg)
+    return out
+
+
+class BadArguments(Exception):
+    """argparse's complaint, so that ``--format json`` can still answer with a document."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise BadArguments(f"{self.prog}: {message}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -365,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--format", choices=("text", "json"), default="text", help="json: one JSON document on stdout")
     common.add_argument("--state", metavar="DIR", help="state directory (default: .cutover/ beside the plan)")
 
-    parser = argparse.ArgumentParser(prog="cutover", description="Move a domain's web and mail service to a new server through DNS, safely.")
+    parser = Parser(prog="cutover", description="Move a domain's web and mail service to a new server through DNS, safely.")
     parser.add_argument("--version", action="version", version=f"cutover {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -376,16 +477,23 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    command("diff", cmd_diff, "dry run: what apply would change (exit 0 in sync, 1 changes pending)")
+    p = command("diff", cmd_diff, "dry run: what apply would change and what it would refuse "
+                                  "(exit 0 in sync, 1 changes pending)")
+    p.add_argument("--check", action="store_true", help="exit 2 when apply would refuse (for CI), as a guard does")
     command("prepare", cmd_prepare, "lower the managed record sets' TTL to prepare.ttl ahead of the window")
-    for name, handler, help_ in (
-        ("apply", cmd_apply, "check the guards, change the records, wait, verify at every nameserver"),
-        ("rollback", cmd_rollback, "put back exactly the record sets the last apply replaced"),
+    for name, handler, help_, overridable in (
+        ("apply", cmd_apply, "check the guards, change the records, wait, verify at every nameserver", guards.GUARDS),
+        ("rollback", cmd_rollback, "put back exactly the record sets the last apply replaced", ("drift",)),
     ):
         p = command(name, handler, help_)
         p.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
-        p.add_argument("--force", action="store_true", help="override the drift, TTL and safety guards")
+        p.add_argument("--force", nargs="?", action="append", const="all", metavar="GUARD",
+                       choices=("all", *overridable),
+                       help=f"override one guard ({', '.join(overridable)}; repeatable), or every guard without GUARD")
         p.add_argument("--no-verify", action="store_true", help="do not poll the authoritative servers afterwards")
+        if name == "apply":
+            p.add_argument("--wait", action="store_true",
+                           help="when only the TTL guard refuses, wait until it clears (with a countdown), then apply")
     p = command("watch", cmd_watch, "query resolvers in rounds until the retire verdict is reached")
     p.add_argument("--once", action="store_true", help="one round; exit 0 if the verdict is reached, else 1")
     p.add_argument("--resolvers", metavar="SPEC", help="public[:unfiltered|country=XX|operator=NAME], a file, or ip[:port],...")
@@ -403,6 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provider", required=True, help="provider type, e.g. route53")
     p.add_argument("--zone", required=True, help="the zone, e.g. example.com")
     p.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE", help="provider setting (repeatable; ${ENV} allowed)")
+    p.add_argument("--only", metavar="NAMES",
+                   help="only these record sets: names or shell patterns relative to the zone, comma-separated "
+                        "(e.g. www,mail,@,*.shop)")
+    p.add_argument("--ttl", action="store_true",
+                   help="write each record set's live TTL (default: none, so apply keeps the TTL prepare set)")
     p.add_argument("-o", "--output", help="write the plan here instead of stdout")
     return parser
 
@@ -428,16 +541,23 @@ def _more_open_files() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    out = Output(json=args.format == "json")
+    raw = _force_before_plans(list(sys.argv[1:] if argv is None else argv))
+    try:
+        args = parser.parse_args(raw)
+    except BadArguments as exc:
+        wants_json = "--format=json" in raw or any(a == "--format" and b == "json" for a, b in zip(raw, raw[1:]))
+        command = next((a for a in raw if not a.startswith("-")), "")
+        Output(json=wants_json, command=command).failure(str(exc), UsageError.exit_code)
+        return UsageError.exit_code
+    out = Output(json=args.format == "json", command=args.command)
     signal.signal(signal.SIGTERM, _terminate)
     _more_open_files()
     try:
         return int(args.handler(args, out))
     except (KeyboardInterrupt, Terminated) as exc:
-        out.error("interrupted; the journal records how far the run got (see `cutover status`)")
+        out.error(_interrupted(args.command))
         return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:  # noqa: BLE001 - one line for the operator, never a traceback by default
         message, code = explain(exc)
-        out.error(message)
+        out.failure(message, code)
         return code

@@ -9,11 +9,14 @@ that says nothing of the AAAA still pointing at the old server is not a dry run.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from cutover import integrity, leftbehind
+from cutover import conflicts as conflictsmod, integrity, leftbehind
 from cutover.plan import Plan
 from cutover.records import Change, RecordKey, RecordSet
+
+if TYPE_CHECKING:  # guards judge a diff; the diff only carries their refusals
+    from cutover.guards import Refusal
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class ZoneDiff:
     changes: tuple[Change, ...]
     left_behind: tuple[leftbehind.LeftBehind, ...] = ()
     broken_targets: tuple[integrity.Problem, ...] = ()
+    conflicts: tuple[conflictsmod.Conflict, ...] = ()
+    refusals: tuple["Refusal", ...] = ()  # what apply would refuse (filled in by cutover.apply.review)
 
     @property
     def in_sync(self) -> bool:
@@ -37,6 +42,7 @@ class ZoneDiff:
             "changes": [c.as_dict() for c in self.changes],
             "left_behind": [item.as_dict() for item in self.left_behind],
             "broken_targets": [p.as_dict() for p in self.broken_targets],
+            "refusals": [r.as_dict() for r in self.refusals],
         }
 
 
@@ -51,8 +57,11 @@ def compute(plan: Plan, live: Mapping[RecordKey, RecordSet],
         if before != after:
             changes.append(Change(before=before, after=after))
     left = leftbehind.find(changes, live, managed=plan.keys, ignore=plan.retire.ignore)
-    broken = integrity.problems(changes, {**(targets or {}), **live}, plan.zone)
-    return ZoneDiff(plan=plan, live=live, changes=tuple(changes), left_behind=tuple(left), broken_targets=tuple(broken))
+    seen = {**(targets or {}), **live}
+    broken = integrity.problems(changes, seen, plan.zone)
+    clashes = conflictsmod.find(changes, seen, plan.zone)
+    return ZoneDiff(plan=plan, live=live, changes=tuple(changes), left_behind=tuple(left), broken_targets=tuple(broken),
+                    conflicts=tuple(clashes))
 
 
 def lower_ttls(plan: Plan, live: Mapping[RecordKey, RecordSet], ttl: int) -> tuple[Change, ...]:

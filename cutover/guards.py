@@ -1,8 +1,12 @@
 """The checks before a change. Each returns refusals; the caller decides about ``--force``.
 
-They answer the operator's two fears: changing a record someone else changed meanwhile
-(drift), and cutting over while caches can still hold a long-lived old answer (TTL
-readiness); plus a blunt safety net against a plan that would rewrite most of a zone.
+They answer the operator's fears: changing a record someone else changed meanwhile
+(drift), cutting over while caches can still hold a long-lived old answer (TTL
+readiness), leaving records on the old server (left-behind), a change the DNS itself
+would refuse or break (integrity: MX/SRV/NS targets; conflict: a CNAME beside other
+data), plus a blunt safety net against a plan that would rewrite most of a zone. Each
+guard can be overridden on its own (``--force ttl``), so that getting past one never
+switches the others off.
 """
 
 from __future__ import annotations
@@ -17,10 +21,29 @@ from cutover.records import RecordKey, RecordSet
 from cutover.times import iso, span
 
 
+#: Every guard ``apply`` runs, in the order they are reported; ``--force GUARD`` takes these.
+GUARDS = ("drift", "ttl", "safety", "left-behind", "integrity", "conflict")
+#: The minimum number of replaced or deleted record sets before the safety share applies:
+#: in a zone of five record sets, moving three is an ordinary cutover, not a runaway plan.
+SAFETY_MIN = 5
+
+
 @dataclass(frozen=True)
 class Refusal:
-    guard: str  # drift | ttl | safety | left-behind | integrity
+    """One guard's objection. ``message`` is absolute (it is journalled when forced);
+    ``relative`` is a reading aid for now ("in 59m"); ``until`` is when it clears by
+    itself, for the TTL guard (``apply --wait``)."""
+
+    guard: str
     message: str
+    relative: str = ""
+    until: float | None = None
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.relative})" if self.relative else self.message
+
+    def as_dict(self) -> dict[str, object]:
+        return {"guard": self.guard, "message": self.message, "until": iso(self.until)}
 
 
 def drift(plan: Plan, live: Mapping[RecordKey, RecordSet]) -> list[Refusal]:
@@ -76,15 +99,15 @@ def ttl_readiness(diff: ZoneDiff, prepares: Sequence[Run], now: float) -> list[R
             if until > now and change.before.ttl < old_ttl:
                 out.append(Refusal("ttl", (
                     f"{change.name} {change.type}: prepare lowered the TTL from {old_ttl}s at {iso(when)}; "
-                    f"caches may hold the old TTL until {iso(until)} ({span(until - now)})"
-                )))
+                    f"caches may hold the old TTL until {iso(until)}"
+                ), span(until - now), until))
         elif change.before.ttl > long_ttl:
             until = now + change.before.ttl
             out.append(Refusal("ttl", (
                 f"{change.name} {change.type}: live TTL is {change.before.ttl}s and no prepare was run; "
-                f"after the change caches may hold the old answer until {iso(until)} ({span(until - now)}). "
-                f"Run `cutover prepare` and wait, or use --force"
-            )))
+                f"after the change caches may hold the old answer until {iso(until)}. "
+                f"Run `cutover prepare` and wait (apply --wait), or use --force ttl"
+            ), span(until - now)))
     return out
 
 
@@ -111,16 +134,20 @@ def prepared_until(prepares: Sequence[Run]) -> dict[RecordKey, float]:
 
 
 def safety(diff: ZoneDiff, zone_size: int | None) -> list[Refusal]:
-    """Refuse a diff that creates, replaces or deletes more than the allowed share of the zone."""
-    touched = [c for c in diff.changes if not c.ttl_only]
-    if zone_size is None or not touched:
+    """Refuse a diff that replaces or deletes more than the allowed share of the zone.
+
+    Creating a record set destroys nothing, so only replaced and deleted sets count
+    (which also keeps the share at most 100%); and below ``SAFETY_MIN`` of them a small
+    zone's ordinary cutover is not refused for being a large share."""
+    touched = [c for c in diff.changes if not c.ttl_only and c.before is not None]
+    if zone_size is None or len(touched) < SAFETY_MIN:
         return []
-    share = len(touched) / max(zone_size, 1)
+    share = len(touched) / max(zone_size, len(touched))
     limit = diff.plan.max_change_share
     if share <= limit:
         return []
     return [Refusal("safety", (
-        f"the plan would create, replace or delete {len(touched)} of the zone's {zone_size} record sets "
+        f"the plan would replace or delete {len(touched)} of the zone's {zone_size} record sets "
         f"({share:.0%}), more than safety.max_change_share ({limit:.0%})"
     ))]
 
@@ -133,13 +160,19 @@ REFUSED_LEFT_BEHIND = ("address", "same-name")
 def left_behind(diff: ZoneDiff) -> list[Refusal]:
     """Refuse a change that leaves address records on the old server (an AAAA beside a moved
     A sends every IPv6 client to the old server after it is switched off)."""
-    return [Refusal("left-behind", f"{item.reason}") for item in diff.left_behind if item.kind in REFUSED_LEFT_BEHIND]
+    return [Refusal("left-behind", item.reason) for item in diff.left_behind if item.kind in REFUSED_LEFT_BEHIND]
 
 
 def integrity(diff: ZoneDiff) -> list[Refusal]:
     """Refuse a change that leaves an in-zone MX, SRV or NS target without an address: BIND
     answers a bare REFUSED, other providers accept it and mail bounces."""
     return [Refusal("integrity", p.message) for p in diff.broken_targets]
+
+
+def conflict(diff: ZoneDiff) -> list[Refusal]:
+    """Refuse a change that clashes with records outside the plan (a CNAME beside other
+    data, an MX or SRV at a CNAME)."""
+    return [Refusal("conflict", c.message) for c in diff.conflicts]
 
 
 def _show(values: Sequence[str]) -> str:

@@ -184,6 +184,23 @@ def _recorded_ttls(zone: str, journal: Journal) -> dict[RecordKey, tuple[int, st
     return known
 
 
+def retiring(targets: Sequence[Target]) -> tuple[str, ...]:
+    """What "the old server" is, in words an operator can act on: the addresses (else the
+    host names) the old answers point at that no new answer keeps. After a rollback these
+    are the addresses that were rolled away from, not the server now in use again."""
+    new = {v for t in targets for v in _pointed(t.type, t.new)}
+    old = [v for t in targets for v in _pointed(t.type, t.old) if v not in new]
+    return tuple(dict.fromkeys(old))
+
+
+def _pointed(rtype: str, values: Sequence[str]) -> list[str]:
+    if rtype in ("A", "AAAA"):
+        return list(values)
+    if rtype in ("MX", "SRV", "CNAME"):
+        return [v.split()[-1].rstrip(".") for v in values]
+    return []
+
+
 def _watch(key: RecordKey, new: tuple[str, ...], old: tuple[str, ...], old_ttl: int, source: str) -> Target:
     """A target; an NS set is never asked of resolvers (that can re-teach an old delegation)."""
     return Target(key, new, old, old_ttl, source, recursive=key[1] != "NS")

@@ -29,6 +29,7 @@ from cutover.times import iso
 
 DB_NAME = "journal.sqlite3"
 LOCK_NAME = "lock"
+WATCH_LOCK_NAME = "watch.lock"
 
 #: Runs whose changes are (believed to be) live at the provider.
 LANDED = ("applied", "insync", "verified", "unverified", "partial")
@@ -148,8 +149,9 @@ class Journal:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self._lock_fd: int | None = None
+        self._watch_fd: int | None = None
+        _make_directory(self.directory)
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             db = self.directory / DB_NAME
             if not db.exists():
                 os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -168,9 +170,18 @@ class Journal:
 
     def lock(self) -> None:
         """Take the state's exclusive lock; a second apply on the same state is refused."""
-        if self._lock_fd is not None:
-            return
-        path = self.directory / LOCK_NAME
+        if self._lock_fd is None:
+            self._lock_fd = self._take(LOCK_NAME, "another cutover run is changing these zones; wait for it to finish")
+
+    def lock_watch(self) -> None:
+        """One ``watch`` per state: two would interleave their round numbers and notify
+        twice. A separate lock, so that apply and rollback stay possible while watching."""
+        if self._watch_fd is None:
+            self._watch_fd = self._take(WATCH_LOCK_NAME, "another `cutover watch` is watching these zones; "
+                                                         "its rounds are in `cutover status`")
+
+    def _take(self, name: str, why: str) -> int:
+        path = self.directory / name
         try:
             fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
         except OSError as exc:
@@ -180,18 +191,16 @@ class Journal:
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise StateError(
-                f"state directory {self.directory} is locked by {holder}: another cutover run is changing "
-                "these zones; wait for it to finish"
-            ) from None
+            raise StateError(f"state directory {self.directory} is locked by {holder}: {why}") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-        self._lock_fd = fd
+        return fd
 
     def unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        for fd in (self._lock_fd, self._watch_fd):
+            if fd is not None:
+                os.close(fd)
+        self._lock_fd = self._watch_fd = None
 
     @contextmanager
     def _txn(self) -> Iterator[sqlite3.Connection]:
@@ -317,6 +326,19 @@ class Journal:
 
     def round_count(self, zone: str) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM rounds WHERE zone = ?", (zone,)).fetchone()[0])
+
+
+def _make_directory(directory: Path) -> None:
+    """Create the state directory; a file in the way is named as such, not "File exists"."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), directory)
+        what = "" if blocker == directory else f"{blocker} "
+        raise StateError(f"state directory {directory}: {what}is a file, not a directory; "
+                         "move the file away or give --state another directory") from None
+    except OSError as exc:
+        raise StateError(f"state directory {directory}: cannot be created ({_reason(exc)})") from None
 
 
 def _reason(exc: BaseException) -> str:

@@ -2,30 +2,58 @@
 
 Both read the round's JSON document (``watch.round_document``), not the internal
 objects, so what a person sees is exactly what ``--format json`` would have said.
-On a terminal the panel is redrawn in place with plain ANSI escapes (cursor up, clear
-to end of screen); anywhere else each round is one line, so logs stay greppable.
+Anywhere but a terminal each round is one line, so logs stay greppable.
+
+On a terminal the panel is redrawn in place with plain ANSI escapes. Redrawing in place
+only works if the program knows how many screen rows the last frame took, so the panel is
+laid out for the terminal's size, read at every draw: no line is wider than the terminal
+less one column (a line never wraps, so a line is a row), and the frame is never taller
+than the screen less one row (its first row can always be reached again). Columns that do
+not fit are narrowed or dropped, long names and reasons end in an ellipsis, and tall
+tables say how many rows they hide. A terminal made narrower may have rewrapped the old
+frame, so its start is unknowable: the screen is cleared instead.
+
+Plain ANSI rather than a terminal library: the layout (which column gives way first,
+which reason is folded) is this module's own decision anyway, and cursor-up, carriage
+return and erase-in-line/-display are the only escapes needed.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import shutil
+import signal
 import sys
+import textwrap
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Mapping, TextIO
-
-from tabulate import tabulate
+from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from cutover.observe.types import RecordSummary
-from cutover.times import duration, parse_iso, percent
+from cutover.times import duration, iso, parse_iso, percent
 
 BAR_WIDTH = 24
+COMPACT_BELOW = 100  # usable columns under which the panel uses short headers and labels
+TICK = 1.0  # seconds between countdown redraws
+SLICE = 0.25  # how often a pause looks for a resize
+STOP_HINT = "Ctrl-C stops; the journal keeps every round"
 STATE_MARK = {
     "new": "N", "old": "O", "other": "?", "filtered": "f", "timeout": "t", "servfail": "S",
     "refused": "R", "nxdomain": "X", "nodata": "D", "malformed": "M", "error": "E",
 }
+LEGEND = ("N new  O old  ? other  f filtered  t timeout  S servfail  R refused  X nxdomain  D nodata  "
+          "M malformed  E error  ! stale")
 CONDITION_LABEL = {"propagation": "propagation", "quorum": "quorum", "authoritative": "authoritative servers",
                    "left_behind": "left behind", "ttl": "old data", "parallel_period": "parallel period"}
+COMPACT_LABEL = dict(CONDITION_LABEL, authoritative="authoritative")
 _GREEN, _RED, _YELLOW, _DIM, _BOLD, _RESET = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
+_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
 
 def render_round_line(doc: Mapping[str, Any]) -> str:
@@ -49,20 +77,373 @@ def render_round_line(doc: Mapping[str, Any]) -> str:
     return " | ".join(parts)
 
 
+# --------------------------------------------------------------------------- text that fits
+
+
+def visible(text: str) -> str:
+    """The text without its colour escapes: what takes room on the screen."""
+    return _ESCAPE.sub("", text)
+
+
+def _char_cells(ch: str) -> int:
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def cells(text: str) -> int:
+    """Screen columns the text takes (escapes take none, East Asian wide characters two)."""
+    return sum(_char_cells(ch) for ch in visible(text))
+
+
+def clip(text: str, width: int, ellipsis: str = "…") -> str:
+    """The text cut to ``width`` columns, ending in the ellipsis when something was cut.
+    Escapes are kept (not counted), and a cut coloured text is reset so colour cannot leak."""
+    if cells(text) <= width:
+        return text
+    room = max(0, width - cells(ellipsis))
+    out, used, pos = [], 0, 0
+    while pos < len(text):
+        escape = _ESCAPE.match(text, pos)
+        if escape:
+            out.append(escape.group())
+            pos = escape.end()
+            continue
+        w = _char_cells(text[pos])
+        if used + w > room:
+            break
+        out.append(text[pos])
+        used += w
+        pos += 1
+    tail = ellipsis[: max(0, width - used)]
+    return "".join(out) + tail + (_RESET if "\x1b[" in text else "")
+
+
+def fold(text: str, width: int, first: str, rest: str, max_lines: int, ellipsis: str = "…") -> list[str]:
+    """Plain text folded at spaces into at most ``max_lines`` lines of ``width`` columns,
+    the first after ``first``, the others after ``rest``; the last kept line ends in the
+    ellipsis when there was more."""
+    room = max(1, width - cells(first))
+    lines = textwrap.wrap(text, room, break_long_words=True, break_on_hyphens=False) or [""]
+    if len(lines) > max_lines:
+        lines = lines[: max_lines - 1] + [" ".join(lines[max_lines - 1:])]
+    out = [(first if i == 0 else rest) + line for i, line in enumerate(lines)]
+    return [clip(line, width, ellipsis) for line in out]
+
+
+def relative(name: str, zone: str) -> str:
+    """``www.example.com.`` in zone ``example.com.`` is ``www``, the apex ``@``, as a plan writes them."""
+    zone = zone.rstrip(".").lower()
+    bare = name.rstrip(".")
+    if not zone:
+        return name
+    if bare.lower() == zone:
+        return "@"
+    return bare[: -len(zone) - 1] if bare.lower().endswith("." + zone) else name
+
+
+# --------------------------------------------------------------------------- tables
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: cells may carry colour; ``flex`` columns are clipped to what is left."""
+
+    header: str
+    cells: Sequence[str]
+    right: bool = False
+    flex: bool = False
+    min_width: int = 6
+
+    @property
+    def natural(self) -> int:
+        return max([cells(self.header)] + [cells(c) for c in self.cells])
+
+
+def table(columns: Sequence[Column], width: int, *, drop: Sequence[int] = (), indent: str = "  ",
+          ellipsis: str = "…") -> tuple[list[str], int]:
+    """Rows of the columns fitted into ``width``: a flex column first narrows down to its
+    ``min_width``, then the columns named in ``drop`` go (in that order) until the rest
+    fits. Returns the lines (header first) and how many columns were dropped."""
+    keep = list(range(len(columns)))
+    widths = _fit_widths(columns, keep, width - cells(indent))
+    for i in drop:
+        if cells(indent) + sum(widths.values()) + 2 * (len(keep) - 1) <= width:
+            break
+        keep.remove(i)
+        widths = _fit_widths(columns, keep, width - cells(indent))
+    rows = [[c.header for c in columns]] + [[c.cells[r] for c in columns] for r in range(len(columns[0].cells))]
+    lines = []
+    for row in rows:
+        parts = []
+        for i in keep:
+            cell = clip(row[i], widths[i], ellipsis)
+            pad = " " * (widths[i] - cells(cell))
+            parts.append(pad + cell if columns[i].right else cell + pad)
+        lines.append(clip((indent + "  ".join(parts)).rstrip(" "), width, ellipsis))
+    return lines, len(columns) - len(keep)
+
+
+def _fit_widths(columns: Sequence[Column], keep: Sequence[int], room: int) -> dict[int, int]:
+    """Natural widths, the flex columns given what the others leave (between their
+    ``min_width`` and their natural width)."""
+    widths = {i: columns[i].natural for i in keep}
+    fixed = sum(w for i, w in widths.items() if not columns[i].flex) + 2 * (len(keep) - 1)
+    for i in keep:
+        if columns[i].flex:
+            floor = min(columns[i].min_width, widths[i])
+            widths[i] = max(floor, min(widths[i], room - fixed))
+            fixed += widths[i]
+    return widths
+
+
+# --------------------------------------------------------------------------- fitting the height
+
+
+@dataclass(frozen=True)
+class Block:
+    """Lines of a panel; an ``elastic`` block (named for what its lines are) may be cut short."""
+
+    lines: list[str]
+    elastic: str = ""
+
+
+def fit_height(blocks: Sequence[Block], height: int, ellipsis: str = "…") -> list[str]:
+    """At most ``height`` lines: elastic blocks give way from the last (the grid before the
+    records), each keeping one line and saying how many it hides; then the bottom is cut."""
+    over = sum(len(b.lines) for b in blocks) - height
+    fitted = list(blocks)
+    for i in reversed(range(len(fitted))):
+        b = fitted[i]
+        if over <= 0:
+            break
+        if not b.elastic or len(b.lines) < 3:
+            continue
+        keep = max(1, len(b.lines) - over - 1)
+        hidden = len(b.lines) - keep
+        fitted[i] = Block(b.lines[:keep] + [f"  {ellipsis} {hidden} more {b.elastic} (a taller terminal shows them)"])
+        over -= hidden - 1
+    lines = [line for b in fitted for line in b.lines]
+    if len(lines) > height > 0:
+        lines = lines[: height - 1] + [f"  {ellipsis} {len(lines) - height + 1} more lines (a taller terminal shows them)"]
+    return lines[: max(0, height)]
+
+
+# --------------------------------------------------------------------------- the panel
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One zone's round laid out for ``width`` columns."""
+
+    width: int
+    color: bool = False
+    grid: bool = False
+    ellipsis: str = "…"
+
+    @property
+    def compact(self) -> bool:
+        return self.width < COMPACT_BELOW
+
+    def blocks(self, doc: Mapping[str, Any], now: datetime) -> list[Block]:
+        zone = str(doc.get("zone", ""))
+        out = [Block([self._header(doc, zone)]), *self._records(doc, zone), Block([""]),
+               Block(self._conditions(doc["verdict"], now)), Block(self._verdict(doc, now))]
+        if self.grid:
+            out += [Block([""]), *self._grid(doc, zone)]
+        return out
+
+    def lines(self, doc: Mapping[str, Any], now: datetime) -> list[str]:
+        return [line for b in self.blocks(doc, now) for line in b.lines]
+
+    def _header(self, doc: Mapping[str, Any], zone: str) -> str:
+        when = iso(parse_iso(doc["time"])) if doc.get("time") else "?"
+        text = f"cutover watch - round {doc['round']} at {when}" + (f" - {zone.rstrip('.')}" if zone else "")
+        return clip(self._paint(text, _BOLD), self.width, self.ellipsis)
+
+    def _records(self, doc: Mapping[str, Any], zone: str) -> list[Block]:
+        """The counts table; its bar gets what the other columns leave, up to ``BAR_WIDTH``."""
+        threshold = doc["verdict"].get("threshold") or 1.0
+        records = doc["records"]
+        columns = self._count_columns(records, zone)
+        room = self.width - 2 - sum(c.natural + 2 for c in columns)
+        bar_header = f"toward {percent(threshold)}"
+        inner = min(BAR_WIDTH, room - 2)
+        if inner >= 6 and room >= cells(bar_header):
+            columns.insert(-1, Column(bar_header, [self._bar(r, threshold, inner) for r in records]))
+        order = ("filtered", "filt", "other", "oth")  # what gives way when even short names do not fit
+        drop = sorted((i for i, c in enumerate(columns) if c.header in order), key=lambda i: order.index(columns[i].header))
+        lines, _ = table(columns, self.width, drop=drop, ellipsis=self.ellipsis)
+        return [Block(lines[:1]), Block(lines[1:], elastic="records")]
+
+    def _count_columns(self, records: Sequence[Mapping[str, Any]], zone: str) -> list[Column]:
+        short = self.compact
+
+        def count(key: str, code: str = "") -> list[str]:
+            return [self._paint(str(r["counts"].get(key, 0)), code if r["counts"].get(key, 0) else "")
+                    if r.get("resolvers_asked", True) else "-" for r in records]
+
+        shares = [percent(r["share"]) if r.get("resolvers_asked", True) and r.get("answering", 1) else "-" for r in records]
+        return [
+            Column("record", [relative(r["name"], zone) for r in records], flex=True, min_width=16),
+            Column("type", [r["type"] for r in records]),
+            Column("new", count("new", _GREEN), right=True),
+            Column("old", count("old", _RED), right=True),
+            Column("oth" if short else "other", count("other"), right=True),
+            Column("err" if short else "error", count("error"), right=True),
+            Column("filt" if short else "filtered", count("filtered"), right=True),
+            Column("share", shares, right=True),
+            Column("auth" if short else "authoritative", [self._authoritative(r) for r in records]),
+        ]
+
+    def _bar(self, rec: Mapping[str, Any], threshold: float, inner: int) -> str:
+        if not rec.get("resolvers_asked", True):  # asked only of the authoritative servers
+            return self._paint(clip("authoritative only" if inner >= 18 else "auth only", inner + 2, ""), _DIM)
+        progress = 1.0 if threshold <= 0 else min(1.0, (rec["share"] or 0.0) / threshold)
+        filled = int(round(progress * inner))
+        return "[" + self._paint("#" * filled + "." * (inner - filled), _GREEN if progress >= 1.0 else _YELLOW) + "]"
+
+    def _authoritative(self, rec: Mapping[str, Any]) -> str:
+        own = rec.get("authoritative", {})
+        answers = own.get("answers", [])
+        if own.get("all_new"):
+            return self._paint("all new", _GREEN)
+        if not answers:
+            return "-"
+        new = sum(1 for a in answers if a.get("state") == "new")
+        return self._paint(f"{new}/{len(answers)} new", _YELLOW)
+
+    def _conditions(self, verdict: Mapping[str, Any], now: datetime) -> list[str]:
+        labels = COMPACT_LABEL if self.compact else CONDITION_LABEL
+        conds = verdict.get("conditions", [])
+        pad = max([cells(labels.get(c["name"], c["name"])) for c in conds] or [0])
+        lines: list[str] = []
+        for cond in conds:
+            label = labels.get(cond["name"], cond["name"]).ljust(pad)
+            mark = self._paint("ok  ", _GREEN) if cond["met"] else self._paint("wait", _YELLOW)
+            first, rest = f"  {mark} {label} ", " " * (8 + pad)
+            lines += fold(self._reason(cond, now), self.width, first, rest, 1 if cond["met"] else 2, self.ellipsis)
+        for note in verdict.get("notes", []):
+            lines += fold(str(note), self.width, "  note: ", " " * 8, 2, self.ellipsis)
+        return lines
+
+    def _reason(self, cond: Mapping[str, Any], now: datetime) -> str:
+        """A dated condition counts down live rather than repeat the round's "in ..." wording."""
+        if cond["met"] or not cond.get("at"):
+            return str(cond["reason"])
+        left = (parse_iso(cond["at"]) - now).total_seconds()
+        return f"holds at {cond['at']} ({duration(left)} left)" if left > 0 else f"holds at {cond['at']} (due now)"
+
+    def _verdict(self, doc: Mapping[str, Any], now: datetime) -> list[str]:
+        verdict = doc["verdict"]
+        if verdict["retire"]:
+            gone = retiring(doc)
+            text = "the old server can be retired" + (f": {', '.join(gone)} can be switched off" if gone else "")
+            return [self._paint(line, _BOLD + _GREEN) for line in fold(text, self.width, "  verdict: ", " " * 11, 2, self.ellipsis)]
+        labels = COMPACT_LABEL if self.compact else CONDITION_LABEL
+        missing = ", ".join(labels.get(m, m) for m in verdict["missing"])
+        earliest = verdict.get("earliest")
+        when = f"{earliest} ({duration((parse_iso(earliest) - now).total_seconds())} left)" if earliest else "not known yet"
+        text = f"not yet - waiting for {missing}; earliest {when}"
+        return [self._paint(line, _BOLD) for line in fold(text, self.width, "  verdict: ", " " * 11, 2, self.ellipsis)]
+
+    def _grid(self, doc: Mapping[str, Any], zone: str) -> list[Block]:
+        """Resolvers down, records across, one letter per answer (see ``STATE_MARK``)."""
+        records = [r for r in doc["records"] if r.get("resolvers_asked", True)]
+        marks: dict[str, dict[int, str]] = {}
+        for i, rec in enumerate(records):
+            for a in rec["answers"]:
+                marks.setdefault(a["resolver"], {})[i] = STATE_MARK.get(a["state"], "E") + ("!" if a.get("stale") else "")
+        names = list(marks)
+        columns = [Column("resolver", names, flex=True, min_width=10)]
+        columns += [Column(clip(f"{relative(r['name'], zone)} {r['type']}", 12, self.ellipsis),
+                           [marks[n].get(i, "") for n in names]) for i, r in enumerate(records)]
+        lines, dropped = table(columns, self.width, drop=range(len(columns) - 1, 0, -1), ellipsis=self.ellipsis)
+        legend = fold(LEGEND, self.width, "  ", "  ", 3, self.ellipsis)
+        if dropped:
+            legend.append(clip(f"  {dropped} more record(s) not shown (a wider terminal shows them)", self.width, self.ellipsis))
+        return [Block(lines[:1]), Block(lines[1:], elastic="resolvers"), Block([self._paint(x, _DIM) for x in legend])]
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"{code}{text}{_RESET}" if self.color and code else text
+
+
+def retiring(doc: Mapping[str, Any]) -> list[str]:
+    """The addresses the verdict lets go: old A/AAAA data that no record's new data keeps."""
+    old = {v for r in doc["records"] if r["type"] in ("A", "AAAA") for v in r.get("old", [])}
+    kept = {v for r in doc["records"] if r["type"] in ("A", "AAAA") for v in r.get("new", [])}
+    return sorted(old - kept)
+
+
+# --------------------------------------------------------------------------- redrawing
+
+
+def rows_of(widths: Sequence[int], columns: int) -> int:
+    """Screen rows that lines of these widths take on a terminal ``columns`` wide: a line
+    that fills the width exactly does not wrap; an empty one still takes a row."""
+    return sum(max(1, math.ceil(w / max(1, columns))) for w in widths)
+
+
+def erase(widths: Sequence[int], columns: int) -> str:
+    """How to get back to the first row of the frame on screen (whose lines had these
+    widths) on a terminal now ``columns`` wide. When a line no longer fits, a narrower
+    terminal has rewrapped or cut the frame and where it starts is unknowable: clear the
+    screen."""
+    if not widths:
+        return ""
+    rows = rows_of(widths, columns)
+    return _CLEAR_SCREEN if rows != len(widths) else f"\x1b[{rows}A\r"
+
+
+def redraw(previous: Sequence[int], columns: int, lines: Sequence[str]) -> str:
+    """One write that replaces the previous frame: each line overwrites a row and clears
+    the rest of it, and whatever is left of a taller old frame is cleared below."""
+    return erase(previous, columns) + "".join(f"{line}\x1b[K\n" for line in lines) + "\x1b[J"
+
+
+def terminal_size(stream: TextIO) -> tuple[int, int]:
+    """Columns and rows of the terminal behind ``stream`` now (a resize changes them)."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, ValueError, OSError):
+        size = shutil.get_terminal_size((80, 24))
+    return (size.columns or 80, size.lines or 24)
+
+
+def _ellipsis_for(stream: TextIO) -> str:
+    try:
+        "…".encode(getattr(stream, "encoding", None) or "ascii")
+        return "…"
+    except (UnicodeEncodeError, LookupError):
+        return "..."
+
+
 class LiveView:
-    """The live panel. ``update(doc)`` per round; ``close()`` at the end.
+    """The live panel. ``update(doc)`` per round, ``sleep`` between rounds (it keeps the
+    countdown going), ``close()`` at the end.
 
     On a non-terminal stream it degrades to ``render_round_line``, so callers need not
-    check ``isatty`` themselves.
+    check ``isatty`` themselves. ``interval`` (seconds between rounds) drives the
+    countdown; ``None`` when no round follows (``--once``).
     """
 
-    def __init__(self, stream: TextIO | None = None, *, grid: bool = False, color: bool | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, grid: bool = False, color: bool | None = None,
+                 interval: float | None = None, size: Callable[[], tuple[int, int]] | None = None,
+                 pause: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time) -> None:
         self.stream = stream or sys.stdout
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.grid = grid
         self.color = self.tty and not os.environ.get("NO_COLOR") if color is None else color
-        self._drawn = 0
+        self.interval = interval
+        self.ellipsis = _ellipsis_for(self.stream)
+        self._size = size or (lambda: terminal_size(self.stream))
+        self._pause, self._clock = pause, clock
         self._latest: dict[str, Mapping[str, Any]] = {}
+        self._widths: list[int] = []  # the frame on screen: one visible width per line
+        self._ending = ""
+        self._resized = False
+        self._watching = False
+        self._old_handler: Any = None
 
     def update(self, doc: Mapping[str, Any], now: datetime | None = None) -> None:
         """Show one round. Several zones watched together each keep their own panel."""
@@ -71,81 +452,93 @@ class LiveView:
             self.stream.flush()
             return
         self._latest[str(doc.get("zone", ""))] = doc
-        text = "\n\n".join(self.render(d, now) for d in self._latest.values())
-        erase = f"\x1b[{self._drawn}F\x1b[J" if self._drawn else ""
-        self.stream.write(erase + text + "\n")
+        self._draw(now)
+
+    def tick(self, now: datetime | None = None) -> None:
+        """Draw the last rounds again: the countdown moves, the terminal may have a new size."""
+        if self.tty and self._widths:
+            self._draw(now)
+
+    def sleep(self, seconds: float) -> None:
+        """The pause between rounds (``monitor.rounds``' ``sleep``): the countdown is redrawn
+        every second, and a resize is redrawn within a quarter of one."""
+        if not (self.tty and self._widths):
+            self._pause(seconds)
+            return
+        left, since = seconds, 0.0
+        while left > 1e-9:
+            step = min(SLICE, left)
+            self._pause(step)
+            left, since = left - step, since + step
+            if self._resized or since >= TICK - 1e-9:
+                self.tick()
+                since = 0.0
+
+    def close(self, ending: str = "") -> None:
+        """Leave the last panel on screen; the next output starts below it. ``ending``
+        replaces the countdown when nothing else was written since the last round."""
+        if ending and self.tty and self._widths:
+            self._ending = ending
+            self._draw()
+        self._widths = []
         self.stream.flush()
-        self._drawn = text.count("\n") + 1
+        if self._watching:
+            signal.signal(signal.SIGWINCH, signal.SIG_DFL if self._old_handler is None else self._old_handler)
+            self._watching = False
 
-    def close(self) -> None:
-        """Leave the last panel on screen; the next output starts below it."""
-        self._drawn = 0
-        self.stream.flush()
+    def frame(self, now: datetime, columns: int, rows: int) -> list[str]:
+        """Every zone's panel and the footer, for a terminal of this size."""
+        width, height = max(1, columns - 1), max(1, rows - 1)
+        panel = Panel(width, color=self.color, grid=self.grid, ellipsis=self.ellipsis)
+        blocks: list[Block] = []
+        for i, doc in enumerate(self._latest.values()):
+            blocks += ([Block([""])] if i else []) + panel.blocks(doc, now)
+        footer = [self._paint_dim(line) for line in self._footer(now, width)]
+        if height <= len(footer) + 1:
+            return footer[:height]
+        return fit_height(blocks, height - len(footer) - 1, self.ellipsis) + [""] + footer
 
-    # ------------------------------------------------------------------ the panel
-
-    def render(self, doc: Mapping[str, Any], now: datetime | None = None) -> str:
-        now = now or datetime.now(timezone.utc)
-        verdict = doc["verdict"]
-        threshold = verdict.get("threshold") or 1.0
-        lines = [self._paint(f"cutover watch - round {doc['round']} at {doc['time']}", _BOLD)]
-        rows = []
-        for rec in doc["records"]:
-            c = rec["counts"]
-            rows.append([
-                f"{rec['name']} {rec['type']}",
-                self._paint(str(c["new"]), _GREEN), self._paint(str(c["old"]), _RED if c["old"] else ""),
-                c["other"], c["error"], c.get("filtered", 0),
-                percent(rec["share"]) if rec.get("answering", 1) else "-",
-                self._bar(rec["share"], threshold),
-                "all new" if rec.get("authoritative", {}).get("all_new") else "-",
-            ])
-        headers = ["record", "new", "old", "other", "error", "filtered", "share", f"toward {percent(threshold)}", "authoritative"]
-        table = tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True)
-        lines += ["  " + line for line in table.splitlines()]
-        lines.append("")
-        for cond in verdict.get("conditions", []):
-            lines.append(self._condition(cond, now))
-        lines += [f"  note: {note}" for note in verdict.get("notes", [])]
-        lines.append(self._verdict(verdict))
-        if self.grid:
-            lines += ["", self._grid(doc)]
-        return "\n".join(lines)
-
-    def _bar(self, share: float | None, threshold: float) -> str:
-        progress = 1.0 if threshold <= 0 else min(1.0, (share or 0.0) / threshold)
-        filled = int(round(progress * BAR_WIDTH))
-        bar = "#" * filled + "." * (BAR_WIDTH - filled)
-        return "[" + self._paint(bar, _GREEN if progress >= 1.0 else _YELLOW) + "]"
-
-    def _condition(self, cond: Mapping[str, Any], now: datetime) -> str:
-        label = CONDITION_LABEL.get(cond["name"], cond["name"])
-        if cond["met"]:
-            return f"  {self._paint('ok  ', _GREEN)} {label:<16} {cond['reason']}"
-        if cond.get("at"):  # count down live rather than repeat the round's "in ..." wording
-            left = (parse_iso(cond["at"]) - now).total_seconds()
-            text = f"holds at {cond['at']} ({duration(left)} left)" if left > 0 else f"holds at {cond['at']} (due now)"
+    def _footer(self, now: datetime, width: int) -> list[str]:
+        """When the next round starts and how to stop, or why no round follows."""
+        docs = list(self._latest.values())
+        if self._ending:
+            parts = [self._ending]
+        elif docs and all(d["verdict"]["retire"] for d in docs):
+            parts = ["the verdict is reached: no more rounds"]
+        elif self.interval is None:
+            parts = [STOP_HINT]
         else:
-            text = cond["reason"]
-        return f"  {self._paint('wait', _YELLOW)} {label:<16} {text}"
+            parts = [self._countdown(docs, now), STOP_HINT]
+        joined = " - ".join(parts)
+        if cells(joined) <= width:
+            return [joined]
+        return [clip(p, width, self.ellipsis) for p in parts]
 
-    def _verdict(self, verdict: Mapping[str, Any]) -> str:
-        if verdict["retire"]:
-            return self._paint("  verdict: the old server can be retired", _BOLD + _GREEN)
-        earliest = verdict.get("earliest") or "unknown until propagation is complete"
-        return self._paint(f"  verdict: not yet - missing {', '.join(verdict['missing'])}; earliest {earliest}", _BOLD)
+    def _countdown(self, docs: Sequence[Mapping[str, Any]], now: datetime) -> str:
+        started = max(parse_iso(d["time"]) for d in docs)
+        left = started.timestamp() + float(self.interval or 0) - now.timestamp()
+        if left <= 0:
+            return f"round {max(int(d['round']) for d in docs) + 1} under way"
+        return f"next round in {duration(math.ceil(left))}"
 
-    def _grid(self, doc: Mapping[str, Any]) -> str:
-        """Resolvers down, records across, one letter per answer (see STATE_MARK)."""
-        columns = [f"{r['name']} {r['type']}" for r in doc["records"]]
-        table: dict[str, dict[int, str]] = {}
-        for i, rec in enumerate(doc["records"]):
-            for a in rec["answers"]:
-                mark = STATE_MARK.get(a["state"], "E") + ("!" if a.get("stale") else "")
-                table.setdefault(a["resolver"], {})[i] = mark
-        rows = [[name] + [marks.get(i, "") for i in range(len(columns))] for name, marks in table.items()]
-        legend = "N new  O old  ? other  f filtered  t timeout  S servfail  R refused  X nxdomain  D nodata  M malformed  E error  ! stale"
-        return tabulate(rows, headers=["resolver"] + columns, tablefmt="plain") + "\n" + self._paint(legend, _DIM)
+    def _draw(self, now: datetime | None = None) -> None:
+        self._watch_resizes()
+        columns, rows = self._size()
+        lines = self.frame(now or datetime.fromtimestamp(self._clock(), timezone.utc), columns, rows)
+        self._resized = False
+        self.stream.write(redraw(self._widths, columns, lines))
+        self.stream.flush()
+        self._widths = [cells(line) for line in lines]
 
-    def _paint(self, text: str, code: str) -> str:
-        return f"{code}{text}{_RESET}" if self.color and code else text
+    def _watch_resizes(self) -> None:
+        """Note a resize (SIGWINCH) so a pause redraws at once; only the main thread may."""
+        if self._watching or not hasattr(signal, "SIGWINCH") or threading.current_thread() is not threading.main_thread():
+            return
+        self._old_handler = signal.signal(signal.SIGWINCH, self._on_resize)
+        self._watching = True
+
+    def _on_resize(self, signum: int, frame: Any) -> None:
+        self._resized = True
+
+    def _paint_dim(self, text: str) -> str:
+        return f"{_DIM}{text}{_RESET}" if self.color else text

@@ -242,7 +242,7 @@ def _evidence(s: Setup, summaries: Sequence[RecordSummary], server_views: Sequen
     else:
         bound = bounds.delegation_change(s.targets, agreed, s.delegation.as_bound_input())
     return Evidence(tuple(summaries), tuple(server_views), agreed, bound, _maybe_dt(s.change_time),
-                    tuple(item.reason for item in s.left_behind))
+                    tuple(item.reason for item in s.left_behind), history.retiring(s.targets))
 
 
 def rules(plan: Plan) -> Rules:

@@ -166,7 +166,8 @@ def check_url(url: str) -> str:
     except ValueError:
         raise UsageError(f"--notify {redact(url)}: not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--notify {redact(url)}: expected an http:// or https:// webhook URL")
+        shown = redact(url) if parts.scheme and parts.hostname else "the value"  # a bare word may be a pasted token
+        raise UsageError(f"--notify: {shown} is not an http:// or https:// webhook URL (e.g. https://hooks.slack.com/...)")
     return url
 
 

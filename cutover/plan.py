@@ -14,6 +14,7 @@ import json
 import os
 import re
 import reprlib
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -248,10 +249,7 @@ def read_yaml(path: Path) -> Any:
     """The YAML document in ``path``; ``PlanError`` for I/O, size, encoding or syntax trouble."""
     source = str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_PLAN_BYTES:
-            raise PlanError(source, [Problem("", f"file is {size / 1e6:.1f} MB; a plan is at most {MAX_PLAN_BYTES // 2**20} MiB")])
-        text = path.read_bytes().decode("utf-8-sig")
+        text = _read_plan_bytes(path, source).decode("utf-8-sig")
     except FileNotFoundError:
         raise PlanError(source, [Problem("", "no such file")]) from None
     except IsADirectoryError:
@@ -259,7 +257,7 @@ def read_yaml(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise PlanError(source, [Problem("", f"is not UTF-8 text (byte {exc.start})")]) from None
     except OSError as exc:
-        raise PlanError(source, [Problem("", f"cannot be read: {exc.strerror}")]) from None
+        raise PlanError(source, [Problem("", f"cannot be read: {exc.strerror or exc}")]) from None
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -273,6 +271,58 @@ def read_yaml(path: Path) -> Any:
         raise PlanError(source, [Problem("", f"invalid YAML: {exc}")]) from None
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(source: str, mode: int) -> None:
+    """Refuse anything but a regular file, naming what it is."""
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for is_kind, name in _KINDS if is_kind(mode)), "not a regular file")
+    hint = "" if kind == "a directory" else "; give the path of a regular file"
+    raise PlanError(source, [Problem("", f"is {kind}, not a plan file{hint}")])
+
+
+def _read_plan_bytes(path: Path, source: str) -> bytes:
+    """At most ``MAX_PLAN_BYTES`` of a regular file, whatever ``stat`` claims.
+
+    A device or FIFO is refused before it is opened (opening one can block or have side
+    effects), and checked again on the open descriptor, opened non-blocking, in case the
+    path was swapped in between. ``/dev/zero`` reports size 0 and never ends, and
+    ``/proc`` files report 0 while holding data, so the size from ``stat`` only refuses
+    early and the read itself stops one byte past the limit."""
+    _not_regular(source, os.stat(path).st_mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        info = os.fstat(fd)
+        _not_regular(source, info.st_mode)
+        if info.st_size > MAX_PLAN_BYTES:
+            raise PlanError(source, [Problem("", f"file is {info.st_size / 1e6:.1f} MB; a plan is at most {MAX_PLAN_BYTES // 2**20} MiB")])
+        data = _read_at_most(f, MAX_PLAN_BYTES + 1)
+    if len(data) > MAX_PLAN_BYTES:
+        raise PlanError(source, [Problem("", f"file is larger than {MAX_PLAN_BYTES // 2**20} MiB; a plan is at most that")])
+    return data
+
+
+def _read_at_most(f: Any, limit: int) -> bytes:
+    """Read until end of file or ``limit`` bytes, whichever comes first."""
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = f.read(min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -284,9 +334,18 @@ class _Checker:
         self.environ = environ
         self.problems: list[Problem] = []
         self.zone_known = True
+        self.unset: dict[str, list[str]] = {}  # variable -> the places that use it, in order
+        self._unset_at: dict[str, int] = {}  # variable -> index of its one problem
+        self._unresolved: set[str] = set()  # paths whose value still holds an unset ${NAME}
 
     def add(self, path: str, message: str) -> None:
-        self.problems.append(Problem(path, message))
+        """Record a problem, unless it is at (or inside) a value whose variable is unset:
+        "'${NEW_IP}' is not a valid IPv4 address" only repeats that NEW_IP is not set."""
+        if not self._follows_unset(path):
+            self.problems.append(Problem(path, message))
+
+    def _follows_unset(self, path: str) -> bool:
+        return any(path == root or path.startswith((f"{root}.", f"{root}[")) for root in self._unresolved)
 
     def keys(self, mapping: Mapping[Any, Any], allowed: Iterable[str], path: str) -> None:
         allowed = tuple(allowed)
@@ -314,10 +373,40 @@ class _Checker:
             return None
 
     def env(self, value: Any, path: str) -> Any:
+        """``${NAME}`` substituted; each unset variable is one problem per plan, at its first
+        place, naming the others (a plan using ``${NEW_IP}`` ten times is one mistake)."""
         result, missing = substitute_tree(value, self.environ, path)
         for where, name in missing:
-            self.add(where, f"environment variable {name} is not set")
+            self._unset_variable(name, where)
+        if missing:
+            self._unresolved.add(path)
         return result
+
+    def _unset_variable(self, name: str, where: str) -> None:
+        places = self.unset.setdefault(name, [])
+        if where in places:
+            return
+        places.append(where)
+        problem = Problem(places[0], f"environment variable {name} is not set{_also_used(places[1:])}")
+        if name in self._unset_at:
+            self.problems[self._unset_at[name]] = problem
+        else:
+            self._unset_at[name] = len(self.problems)
+            self.problems.append(problem)
+
+
+#: Places named in full in the unset-variable problem; the rest are counted.
+_PLACES_SHOWN = 3
+
+
+def _also_used(places: list[str]) -> str:
+    """`` (also used at a, b and 4 more places)``: bounded, however often a variable is used."""
+    if not places:
+        return ""
+    rest = len(places) - _PLACES_SHOWN
+    named = places[:_PLACES_SHOWN] + ([f"{rest} more place{'s' if rest > 1 else ''}"] if rest > 0 else [])
+    listed = f"{', '.join(named[:-1])} and {named[-1]}" if len(named) > 1 else named[0]
+    return f" (also used at {listed})"
 
 
 def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Plan:
@@ -585,8 +674,9 @@ def _watch(c: _Checker, section: Mapping[str, Any], base_dir: Path) -> WatchConf
         c.add("watch.resolvers", str(exc))
     interval = c.convert(section.get("interval", "30s"), "watch.interval", _positive_duration)
     timeout = c.convert(section.get("timeout", "2s"), "watch.timeout", _positive_duration)
-    if isinstance(spec, str) and not spec.startswith("public") and (base_dir / spec).is_file():
-        spec = str((base_dir / spec).resolve())  # a file beside the plan, wherever cutover runs from
+    found = resolvers_mod.spec_file(spec, base_dir)  # never raises, unlike Path.is_file
+    if found is not None:
+        spec = str(found.resolve())  # a file beside the plan, wherever cutover runs from
     return WatchConfig(resolvers=spec, interval=30.0 if interval is None else interval,
                        timeout=2.0 if timeout is None else timeout)
 

@@ -5,12 +5,13 @@ Kept apart from the CLI so that the demo and the CLI show the same things the sa
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Collection, Sequence
 
 from tabulate import tabulate
 
 from cutover.apply import Outcome
 from cutover.diff import ZoneDiff
+from cutover.guards import Refusal
 from cutover.leftbehind import LeftBehind
 from cutover.observe.types import RecordSummary
 from cutover.times import iso, span, when
@@ -37,15 +38,28 @@ def changes_table(zone: str, changes: Sequence[Change]) -> str:
     return tabulate(rows, headers=("name", "type", "action", "TTL", "now", "after"), tablefmt="simple")
 
 
-def diff_text(zdiff: ZoneDiff) -> str:
+def diff_text(zdiff: ZoneDiff, overriding: bool | Collection[str] = False) -> str:
+    """The changes, the records left behind, and what apply would refuse (or, when
+    ``overriding``, which refusals the operator is overriding)."""
     head = f"{zdiff.plan.zone} ({zdiff.plan.path}, {zdiff.plan.provider.type})"
-    behind = "\n".join(filter(None, [left_behind_text(zdiff.plan.zone, zdiff.left_behind),
-                                       *(f"target without an address: {p.message}" for p in zdiff.broken_targets)]))
+    extra = "\n".join(filter(None, [left_behind_text(zdiff.plan.zone, zdiff.left_behind),
+                                      refusals_text(zdiff.refusals, overriding)]))
     if zdiff.in_sync:
-        return f"{head}: in sync, nothing to change" + (f"\n{behind}" if behind else "")
+        return f"{head}: in sync, nothing to change" + (f"\n{extra}" if extra else "")
     n = len(zdiff.changes)
     text = f"{head}: {n} change{'s' if n != 1 else ''}\n\n{changes_table(zdiff.plan.zone, zdiff.changes)}\n"
-    return text + (f"\n{behind}\n" if behind else "")
+    return text + (f"\n{extra}\n" if extra else "")
+
+
+def refusals_text(refusals: Sequence[Refusal], overriding: bool | Collection[str] = False) -> str:
+    """"apply would refuse" with each guard's reason; the ones ``--force`` overrides marked."""
+    if not refusals:
+        return ""
+    lines = ["apply would refuse (--force GUARD overrides one):"]
+    for r in refusals:
+        mark = "  OVERRIDDEN" if overriding is True or (not isinstance(overriding, bool) and r.guard in overriding) else ""
+        lines.append(f"  {r.guard}: {r}{mark}")
+    return "\n".join(lines)
 
 
 def left_behind_text(zone: str, items: Sequence[LeftBehind]) -> str:
@@ -68,7 +82,7 @@ def outcome_text(o: Outcome) -> str:
     if o.old_answers_until is not None:
         lines.append(f"  old answers may stay in caches until {when(o.old_answers_until)}")
     if o.earliest_retire is not None:
-        lines.append(f"  earliest retire of the old server: {when(o.earliest_retire)} "
+        lines.append(f"  earliest retire of {', '.join(o.retiring) or 'the old server'}: {when(o.earliest_retire)} "
                      f"(parallel period {span(o.plan.retire.parallel_period).removeprefix('in ')})")
     lines += [f"  note: {n}" for n in o.notes]
     return "\n".join(lines)
@@ -94,6 +108,8 @@ def status_text(doc: dict) -> str:
         when_ = run["changed"] or run["started"]
         lines.append(f"  {run['kind']:<8} run {run['id']:<3} {run['status']:<10} {when_}  "
                      f"{landed}/{len(run['changes'])} changes landed" + (f"  ({run['error']})" if run["error"] else ""))
+        if run.get("forced"):
+            lines.append(f"      guards overridden with --force: {run['forced']}")
         for v in run.get("verifications", []):
             lines.append(f"      nameserver {v['server']}: {v['state']} ({v['detail']})")
     last = doc.get("last_round")
@@ -109,15 +125,17 @@ def status_text(doc: dict) -> str:
     for entry in doc.get("timeline") or []:
         if entry.get("kind") not in ("watch", "prepare", "apply", "rollback", "verify"):
             lines.append(f"  {entry.get('time') or '?'}  {entry.get('title')}"
-                         + ("  (due)" if entry.get("status") == "due" else ""))
+                         + ("  (to come)" if entry.get("status") == "due" else ""))
     if verdict:
-        head = "yes" if verdict["retire"] else f"not yet (earliest {verdict['earliest'] or 'unknown'})"
-        lines.append(f"  retire the old server: {head}")
+        retiring = ", ".join(verdict.get("retiring") or []) or "the old server"
+        head = (f"yes: {retiring} can be switched off" if verdict["retire"]
+                else f"not yet: keep {retiring} running (earliest {verdict['earliest'] or 'unknown'})")
+        lines.append(f"  retire: {head}")
         for cond in verdict.get("conditions", []):
             lines.append(f"      [{'x' if cond['met'] else ' '}] {cond['name']}: {cond['reason']}")
         lines += [f"      note: {note}" for note in verdict.get("notes", [])]
     elif doc["runs"]:
-        lines.append("  retire the old server: unknown until `cutover watch` has run a round since the last change")
+        lines.append("  retire: unknown until `cutover watch` has run a round since the last change")
     return "\n".join(lines)
 
 

@@ -114,29 +114,89 @@ def catalogue() -> tuple[Resolver, ...]:
     return tuple(parse_list(yaml.safe_load(text)["resolvers"], group="public"))
 
 
+#: A resolver file is a short list; a larger "file" is a mistake (a log, a dump), refused unread.
+MAX_FILE_BYTES = 1024 * 1024
+
+
 def resolve_spec(spec: Any, base_dir: Path | None = None) -> list[Resolver]:
     """Turn a ``watch.resolvers`` value or ``--resolvers`` argument into resolvers.
 
     ``"public"`` is the catalogue, optionally narrowed (``public:unfiltered``,
-    ``public:country=DE``, ``public:operator=Quad9``); an existing file holds a YAML
-    list (or one address per line); anything else is a comma-separated address list.
+    ``public:country=DE``, ``public:operator=Quad9``); a comma list or a single address
+    is a list of addresses; anything else names a file holding a YAML list (or one
+    address per line). A list is never probed as a file name: a long list once failed
+    as "File name too long". The same resolver given twice is asked once.
     Raises ``ValueError`` for anything that cannot be used.
     """
     if isinstance(spec, list):
-        return parse_list(spec)
+        return unique(parse_list(spec))
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"{spec!r} is not a resolver list (expected 'public', a file, or addresses)")
     spec = spec.strip()
     if spec == "public" or spec.startswith("public:"):
         return _select(list(catalogue()), spec.partition(":")[2])
-    path = Path(spec)
-    if base_dir is not None and not path.is_absolute():
-        path = base_dir / path
-    if path.is_file():
-        return _from_file(path)
+    if _is_address_list(spec):
+        return unique(parse_list(part for part in spec.split(",") if part.strip()))
+    path = spec_file(spec, base_dir)
+    if path is not None:
+        return unique(_from_file(path))
     if "/" in spec or spec.endswith((".yaml", ".yml", ".txt")):
-        raise ValueError(f"resolver file {str(path)!r} does not exist")
-    return parse_list(part for part in spec.split(",") if part.strip())
+        raise ValueError(f"resolver file {_shown(str(_joined(spec, base_dir)))} does not exist")
+    raise ValueError(f"{_shown(spec)} is neither a resolver file nor an IP address "
+                     "(expected 'public', a file, or addresses such as 9.9.9.9,127.0.0.1:5353)")
+
+
+def spec_file(spec: Any, base_dir: Path | None = None) -> Path | None:
+    """The resolver file ``spec`` names, or ``None`` when it is not one (a list, ``public``,
+    a missing file, or a name the system cannot even look up). Never raises: probing a
+    path must not turn a usable value into a "system failure"."""
+    if not isinstance(spec, str) or not spec.strip():
+        return None
+    spec = spec.strip()
+    if spec == "public" or spec.startswith("public:") or _is_address_list(spec):
+        return None
+    path = _joined(spec, base_dir)
+    try:
+        return path if path.is_file() else None
+    except (OSError, ValueError):  # name too long, a NUL byte, a loop of links, no permission
+        return None
+
+
+def unique(resolvers: Iterable[Resolver]) -> list[Resolver]:
+    """Each (address, port) once, the first entry's details kept.
+
+    The same resolver counted twice would weigh its one answer double in the verdict
+    ("0/2" for one silent server). Dropped without a word: a repeat changes nothing
+    about what is asked, and the watch shows the resolvers it does ask."""
+    seen: set[tuple[Any, int]] = set()
+    out = []
+    for r in resolvers:
+        key = (ipaddress.ip_address(r.address), r.port)  # 2001:db8::1 and 2001:0db8::1 are one
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def _is_address_list(spec: str) -> bool:
+    """A comma anywhere, or one address: a list, decided without touching the file system."""
+    if "," in spec:
+        return True
+    try:
+        parse_address(spec)
+    except ValueError:
+        return False
+    return True
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """A path for a message, bounded: a mangled value must not make the message huge."""
+    return repr(text) if len(text) <= limit else repr(text[: limit // 2] + "..." + text[-limit // 2 :])
+
+
+def _joined(spec: str, base_dir: Path | None) -> Path:
+    path = Path(spec)
+    return base_dir / path if base_dir is not None and not path.is_absolute() else path
 
 
 def _select(resolvers: list[Resolver], selector: str) -> list[Resolver]:
@@ -154,11 +214,25 @@ def _select(resolvers: list[Resolver], selector: str) -> list[Resolver]:
 
 
 def _from_file(path: Path) -> list[Resolver]:
-    text = path.read_text(encoding="utf-8-sig")
-    data = yaml.safe_load(text)
-    if isinstance(data, dict) and "resolvers" in data:
-        data = data["resolvers"]
-    if isinstance(data, list):
-        return parse_list(data)
+    """A YAML list (or ``resolvers:`` mapping), else one address per line. Every failure to
+    read it is a ``ValueError`` naming the file, never an ``OSError`` for the caller."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"resolver file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"resolver file {str(path)!r} is larger than {MAX_FILE_BYTES // 2**20} MiB; "
+                         "it should hold a list of addresses")
+    try:
+        text = data.decode("utf-8-sig")
+        loaded = yaml.safe_load(text)
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"resolver file {str(path)!r} is not a YAML list or address lines: "
+                         f"{str(exc).splitlines()[0]}") from None
+    if isinstance(loaded, dict) and "resolvers" in loaded:
+        loaded = loaded["resolvers"]
+    if isinstance(loaded, list):
+        return parse_list(loaded)
     lines = [ln.split("#")[0].strip() for ln in text.splitlines()]
     return parse_list(ln for ln in lines if ln)

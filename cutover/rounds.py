@@ -93,6 +93,7 @@ def evidence(doc: Mapping[str, Any], change_time: datetime | None) -> Evidence:
                     tuple(bound.get("notes", []))),
         change_time=change_time,
         left_behind=tuple(str(item.get("reason", item)) for item in doc.get("left_behind", [])),
+        retiring=tuple((doc.get("verdict") or {}).get("retiring", [])),
     )
 
 

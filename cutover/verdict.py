@@ -60,6 +60,7 @@ class Evidence:
     bound: Bound  # until when old data can live in caches we cannot see
     change_time: datetime | None
     left_behind: tuple[str, ...] = ()
+    retiring: tuple[str, ...] = ()  # the old server: addresses (else names) no new answer keeps
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,16 @@ class Verdict:
     threshold: float | None = None
     unpropagated: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    retiring: tuple[str, ...] = ()
+
+    @property
+    def headline(self) -> str:
+        """The sentence an operator acts on, naming what is switched off."""
+        what = ", ".join(self.retiring) or "the old server"
+        if self.retire:
+            return f"{what} can be switched off"
+        when = f"; earliest {iso(self.earliest)}" if self.earliest else ""
+        return f"keep {what} running (missing: {', '.join(self.missing)}{when})"
 
     def condition(self, name: str) -> Condition:
         return next(c for c in self.conditions if c.name == name)
@@ -99,6 +110,8 @@ class Verdict:
             "unpropagated": list(self.unpropagated),
             "conditions": [c.as_dict() for c in self.conditions],
             "notes": list(self.notes),
+            "retiring": list(self.retiring),
+            "headline": self.headline,
         }
 
 
@@ -124,7 +137,8 @@ def decide(evidence: Evidence, rules: Rules, now: datetime) -> Verdict:
     missing = tuple(c.name for c in conditions if not c.met)
     times = [c.at for c in conditions]
     earliest = max(t for t in times if t is not None) if all(t is not None for t in times) else None
-    return Verdict(not missing, missing, earliest, conditions, rules.threshold, unpropagated, evidence.bound.notes)
+    return Verdict(not missing, missing, earliest, conditions, rules.threshold, unpropagated, evidence.bound.notes,
+                   evidence.retiring)
 
 
 def _propagation(summaries: Sequence[RecordSummary], threshold: float, now: datetime) -> tuple[Condition, tuple[str, ...]]:

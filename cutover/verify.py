@@ -13,14 +13,22 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
 import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
 import dns.resolver
 
-from cutover.records import Change, RecordKey, RecordSet
+from cutover.records import Change, RecordKey, RecordSet, in_zone
 from cutover.resolvers import Resolver, parse_address
 from cutover.observe.engine import run_round
 from cutover.observe.types import Answer, Target
 
 DEFAULT_NEGATIVE_TTL = 3600
+#: Seconds per question when asking the zone's own servers for a server name's address.
+LOOKUP_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -54,8 +62,17 @@ def targets(changes: Iterable[Change], neg_ttl: int) -> list[Target]:
     ]
 
 
-def endpoints(names: Sequence[str]) -> tuple[list[Resolver], list[ServerResult]]:
-    """Authoritative servers as query endpoints; names that do not resolve are reported."""
+def endpoints(names: Sequence[str], *, zone: str = "",
+              live: Mapping[RecordKey, RecordSet] | None = None) -> tuple[list[Resolver], list[ServerResult]]:
+    """Authoritative servers as query endpoints; names that do not resolve are reported.
+
+    With ``zone``, a host name inside it (``ns1.example.test`` for ``example.test``) is
+    resolved as glue would resolve it, by the zone's own data: its A/AAAA in ``live``
+    when they were read, else asked of the zone's servers given as ``address[:port]``
+    in ``names`` (recursion off). The system resolver is asked only for the other
+    names, or when no server of the zone could say: an internal or split-horizon
+    zone's names are unknown to it, or known with another view's addresses."""
+    own = _own_servers(names)
     servers: list[Resolver] = []
     problems: list[ServerResult] = []
     for name in names:
@@ -65,14 +82,73 @@ def endpoints(names: Sequence[str]) -> tuple[list[Resolver], list[ServerResult]]
             continue
         except ValueError:
             pass
-        addresses = _addresses(name.rstrip("."))
+        addresses, detail = _host_addresses(name.rstrip("."), zone, live or {}, own)
         if not addresses:
-            problems.append(ServerResult(name, "unreachable", "the name has no address"))
+            problems.append(ServerResult(name, "unreachable", detail))
         servers.extend(Resolver(address=a, name=name, group="authoritative") for a in addresses)
     return servers, problems
 
 
+def _own_servers(names: Sequence[str]) -> list[Resolver]:
+    """The ``address[:port]`` entries: servers of the zone that need no name lookup."""
+    found = []
+    for name in names:
+        try:
+            address, port = parse_address(name)
+        except ValueError:
+            continue
+        found.append(Resolver(address=address, port=port, name=name))
+    return found
+
+
+def _host_addresses(host: str, zone: str, live: Mapping[RecordKey, RecordSet],
+                    own: Sequence[Resolver]) -> tuple[list[str], str]:
+    """The addresses of one server name, and why there are none when there are none."""
+    if zone and in_zone(host + ".", zone):
+        glue = _from_live(host, live)
+        if glue:
+            return glue, ""
+        for server in own:
+            found = _at_zone_server(host, server)
+            if found is not None:
+                return found, f"{zone} has no A or AAAA record for it (asked {server.endpoint})"
+        hint = ("; it is inside the zone: give verify.nameservers as address[:port] when the zone's "
+                "servers are in no public DNS")
+        return _addresses(host), "the name has no address" + hint
+    return _addresses(host), "the name has no address"
+
+
+def _from_live(host: str, live: Mapping[RecordKey, RecordSet]) -> list[str]:
+    """The zone's own A/AAAA for ``host`` among the record sets already read."""
+    name = dns.name.from_text(host).to_text().lower()
+    return [v for rdtype in ("A", "AAAA") if (rs := live.get((name, rdtype))) for v in rs.values]
+
+
+def _at_zone_server(host: str, server: Resolver) -> list[str] | None:
+    """``host``'s addresses as one of the zone's servers gives them: its own data (AA), or
+    the glue of a referral when ``host`` is below a delegation. None when the server did
+    not answer for the name (no answer, an error, not authoritative)."""
+    qname = dns.name.from_text(host)
+    found: list[str] = []
+    said = False
+    for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        query = dns.message.make_query(qname, rdtype)
+        query.flags &= ~dns.flags.RD
+        try:
+            response, _ = dns.query.udp_with_fallback(query, server.address, port=server.port, timeout=LOOKUP_TIMEOUT)
+        except (dns.exception.DNSException, OSError):
+            return None
+        if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            return None
+        glue = [rd.to_text() for rrset in (*response.answer, *response.additional)
+                if rrset.name == qname and rrset.rdtype == rdtype for rd in rrset]
+        said = said or bool(glue) or bool(response.flags & dns.flags.AA)
+        found += glue
+    return sorted(set(found)) if said else None
+
+
 def _addresses(host: str) -> list[str]:
+    """The system resolver's addresses for ``host``: for names outside the zone."""
     out: list[str] = []
     for rdtype in ("A", "AAAA"):
         try:

@@ -55,6 +55,16 @@ class Provider(ABC):
         """Problems with the settings as (key, message) pairs; the plan loader locates them."""
         return []
 
+    @classmethod
+    def with_verify_nameservers(cls, settings: Mapping[str, Any], nameservers: Sequence[str]) -> dict[str, Any]:
+        """The settings to construct with, given the plan's ``verify.nameservers``.
+
+        A provider that reads the zone by DNS needs the zone's servers, and a plan that
+        names them for verification has already said where they are (an internal zone's
+        servers are in no public DNS); such a provider takes them as a default for its
+        own setting. Every other provider reads through its API and ignores them."""
+        return dict(settings)
+
     @abstractmethod
     def records(self, wanted: Collection[RecordKey] = ()) -> list[RecordSet]:
         """The zone's record sets. ``wanted`` names the managed ones; providers that

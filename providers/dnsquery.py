@@ -14,8 +14,10 @@ import base64
 import binascii
 import ipaddress
 import socket
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Collection, Iterable, Mapping
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence, TypeVar
 
 import dns.exception
 import dns.flags
@@ -32,6 +34,14 @@ from cutover.errors import ProviderError
 from cutover.records import RecordKey, RecordSet
 
 DEFAULT_ALGORITHM = "hmac-sha256"
+
+#: Queries in flight at once against one server. Reading 40 names one after another
+#: at 200 ms each costs 8 s before every watch round; 16 at a time costs half a
+#: second, and stays far below what an authoritative server's rate limit notices.
+MAX_PARALLEL = 16
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: The HMAC algorithms dnspython can sign with, by their usual lower-case names.
 ALGORITHMS: dict[str, dns.name.Name] = {
@@ -311,10 +321,61 @@ def to_recordset(rrset: dns.rrset.RRset | Any, name: dns.name.Name | None = None
 
 
 def read_rrsets(server: Server, wanted: Iterable[RecordKey]) -> list[RecordSet]:
-    """Read the given (name, type) sets one query each; absent sets are left out."""
-    found = []
-    for name, rtype in sorted(set(wanted)):
-        rrset = query_rrset(server, name, rtype)
-        if rrset is not None and len(rrset):
-            found.append(to_recordset(rrset))
-    return found
+    """Read the given (name, type) sets, one query each, several in flight at once;
+    absent sets are left out. The first failure (in key order) is raised, as a
+    one-at-a-time read would have raised it."""
+    found = concurrently(lambda key: _read_set(server, key), sorted(set(wanted)))
+    return [rs for rs in found if rs is not None]
+
+
+def _read_set(server: Server, key: RecordKey) -> RecordSet | None:
+    rrset = query_rrset(server, key[0], key[1])
+    return to_recordset(rrset) if rrset is not None and len(rrset) else None
+
+
+def concurrently(fn: Callable[[T], R], items: Sequence[T], workers: int = MAX_PARALLEL) -> list[R]:
+    """``[fn(i) for i in items]`` with at most ``workers`` calls running at once.
+
+    Why not a plain loop: each call is one network round trip that mostly waits, so
+    the wall time of a loop is the sum of the round trips. Why stop at the first
+    failure: the callers treat any failed read as the whole read failed (an
+    unreachable server is unreachable for every name), so no call starts after one
+    failed, instead of each waiting out its own timeout; the calls already running
+    finish (each is bounded by its timeout). The failure raised is the one of the
+    earliest item, so the message does not depend on timing."""
+    if len(items) <= 1 or workers <= 1:
+        return [fn(item) for item in items]
+    failed = threading.Event()
+
+    def guarded(item: T) -> R:
+        if failed.is_set():
+            raise _NotStarted()
+        try:
+            return fn(item)
+        except BaseException:
+            failed.set()
+            raise
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="dnsquery") as pool:
+        futures = [pool.submit(guarded, item) for item in items]
+        try:
+            wait(futures)
+        except BaseException:  # Ctrl-C: the calls not yet started must not run before we stop
+            failed.set()
+            raise
+    if failed.is_set():
+        raise _first_failure(futures)
+    return [f.result() for f in futures]
+
+
+class _NotStarted(Exception):
+    """A call skipped because an earlier one failed."""
+
+
+def _first_failure(futures: Sequence[Future]) -> BaseException:
+    """The exception of the earliest item that failed (skipped ones did not run)."""
+    for future in futures:
+        exc = future.exception()
+        if exc is not None and not isinstance(exc, _NotStarted):
+            return exc
+    raise AssertionError("no call failed")

@@ -11,8 +11,8 @@ managed names are ever seen.
 A delegation change (NS at the zone apex) is checked where a delegation lives: at the
 parent zone's servers (``parent_nameservers``, else found through the system resolver).
 
-Settings: ``nameservers`` (address[:port] or host names; default the zone's NS through
-the system resolver), ``parent_nameservers``, ``timeout`` (per query, 5 s), ``wait``
+Settings: ``nameservers`` (address[:port] or host names; default the plan's
+``verify.nameservers``, else the zone's NS through the system resolver), ``parent_nameservers``, ``timeout`` (per query, 5 s), ``wait``
 (how long the person has for the change, counted from when the sheet is printed,
 default 1h), ``poll_interval`` (10 s).
 """
@@ -73,6 +73,16 @@ class ManualProvider(Provider):
                 problems.append((key, f"{value!r} is not a list of servers (address[:port] or host names)"))
         return problems
 
+    @classmethod
+    def with_verify_nameservers(cls, settings: Mapping[str, Any], nameservers: Sequence[str]) -> dict[str, Any]:
+        """The plan's ``verify.nameservers`` are where to read when ``nameservers`` is not set:
+        both name the zone's authoritative servers, and for a zone whose NS are in no public
+        DNS they are the only servers cutover can know."""
+        merged = dict(settings)
+        if not merged.get("nameservers") and nameservers:
+            merged["nameservers"] = [str(n) for n in nameservers]
+        return merged
+
     # ------------------------------------------------------------------ reading
 
     def records(self, wanted: Collection[RecordKey] = ()) -> list[RecordSet]:
@@ -89,15 +99,14 @@ class ManualProvider(Provider):
 
     def _read_each(self, wanted: Collection[RecordKey]) -> list[_Reading]:
         """What every server serves for ``wanted``: the zone's servers for its records, the
-        parent's for the delegation. A server that does not answer is noted, not fatal."""
+        parent's for the delegation. A server that does not answer is noted, not fatal.
+        The servers are read at the same time, so one silent server costs its timeout
+        once per round, not on top of everyone else's answers."""
         keys = set(wanted)
         groups = [("nameservers", frozenset(keys - {self._delegation_key}), None),
                   ("parent_nameservers", frozenset(keys & {self._delegation_key}), self._read_delegation)]
-        readings = []
-        for setting, group, read in groups:
-            if group:
-                readings += [_read_one(server, group, read) for server in self._servers(setting)]
-        return readings
+        jobs = [(server, group, read) for setting, group, read in groups if group for server in self._servers(setting)]
+        return dnsquery.concurrently(lambda job: _read_one(*job), jobs)
 
     def _read_delegation(self, server: dnsquery.Server) -> list[RecordSet]:
         """The NS set as the parent publishes it: in the referral's authority section."""
@@ -122,8 +131,9 @@ class ManualProvider(Provider):
         if not names:
             names = _zone_ns(self.zone) if key == "nameservers" else _zone_ns(_parent(self.zone))
         if not names:
+            where = "provider.nameservers (or verify.nameservers)" if key == "nameservers" else f"provider.{key}"
             raise ProviderError(f"no authoritative servers known for {self.zone if key == 'nameservers' else _parent(self.zone)}: "
-                                f"set provider.{key}")
+                                f"set {where}")
         servers = []
         for name in names:
             try:

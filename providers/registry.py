@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
+from typing import Sequence
 
 from cutover.errors import UsageError
 from providers.base import Provider
@@ -39,6 +40,11 @@ def provider_class(name: str) -> type[Provider]:
     return cls
 
 
-def create(type_name: str, zone: str, settings: dict) -> Provider:
-    """An instance of the provider ``type_name`` for ``zone`` with already-checked settings."""
-    return provider_class(type_name)(zone, settings)
+def create(type_name: str, zone: str, settings: dict, *, verify_nameservers: Sequence[str] = ()) -> Provider:
+    """An instance of the provider ``type_name`` for ``zone`` with already-checked settings.
+
+    ``verify_nameservers`` (the plan's) are offered to the provider as a default for
+    its own servers (``Provider.with_verify_nameservers``): a provider that reads by DNS
+    then needs no second copy of the list in its settings."""
+    cls = provider_class(type_name)
+    return cls(zone, cls.with_verify_nameservers(settings, list(verify_nameservers)))

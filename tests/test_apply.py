@@ -58,14 +58,21 @@ def test_drift_is_refused_and_force_overrides(env):
     assert "drift" in journal.run(out.run_id).forced
 
 
-def test_safety_threshold(env, write_plan):
+def test_safety_threshold_counts_replaced_and_deleted_sets_from_five_on(env, write_plan):
     ctx, provider, journal, clock = env
-    strict = planmod.load(write_plan(PLAN.replace("100%", "25%"), "strict.yaml"))
-    ctx.plan = strict
+    for i in range(6):
+        provider.zone_data[(f"h{i}.example.com.", "A")] = RecordSet.build(f"h{i}.example.com.", "A", 300, ["192.0.2.1"])
+    moved = "".join(f'  - {{name: h{i}, type: A, to: ["192.0.2.2"]}}\n' for i in range(5))
+    created = "".join(f'  - {{name: n{i}, type: A, to: ["192.0.2.2"]}}\n' for i in range(9))
+    small = planmod.load(write_plan(PLAN.replace("100%", "25%").replace("records:\n", "records:\n" + created), "small.yaml"))
+    ctx.plan = small
     applymod.prepare(ctx)
     clock.t += 4000
-    with pytest.raises(GuardError, match=r"2 of the zone's 5 record sets \(40%\), more than safety.max_change_share \(25%\)"):
-        applymod.apply(ctx, verify_after=False)
+    assert not [r for r in applymod.zone_diff(ctx).refusals if r.guard == "safety"], "creates and 2 updates are no runaway"
+    ctx.plan = planmod.load(write_plan(PLAN.replace("100%", "25%").replace("records:\n", "records:\n" + moved), "strict.yaml"))
+    with pytest.raises(GuardError, match=r"replace or delete 7 of the zone's 11 record sets \(64%\), more than "
+                                         r"safety.max_change_share \(25%\)"):
+        applymod.apply(ctx, verify_after=False, force={"ttl"})
 
 
 def test_not_confirmed_changes_nothing(env):
@@ -206,3 +213,32 @@ def test_two_prepares_keep_the_longest_wait(env, write_plan):
         applymod.apply(ctx, verify_after=False)
     clock.t += 86400
     assert applymod.apply(ctx, verify_after=False).status == "insync"
+
+
+def test_forced_apply_right_after_prepare_keeps_the_retire_time_of_the_long_ttl(env):
+    ctx, provider, journal, clock = env
+    prep = applymod.prepare(ctx)  # 3600 -> 300
+    clock.t += 51
+    out = applymod.apply(ctx, verify_after=False, force=True)
+    assert out.old_answers_until == prep.changed + 3600 + 1  # not the change + 300
+    assert out.earliest_retire == max(out.old_answers_until, out.changed + 3600)
+    assert out.retiring == ("198.51.100.10", "mail.old-host.net")
+
+
+def test_a_rollback_interrupted_after_landing_is_settled_by_the_next_rollback(env):
+    ctx, provider, journal, clock = env
+    applymod.prepare(ctx)
+    clock.t += 4000
+    applymod.apply(ctx, verify_after=False)
+    provider.fail = lambda when: (_ for _ in ()).throw(KeyboardInterrupt()) if when == "after" else None
+    with pytest.raises(KeyboardInterrupt):
+        applymod.rollback(ctx, verify_after=False)
+    provider.fail = None
+    journal.unlock()
+    killed = journal.runs(ctx.plan.zone, ("rollback",))[-1]
+    journal.mark(killed.id, "sending")  # what kill -9 leaves: the landing was never journalled
+    again = applymod.rollback(ctx, verify_after=False)
+    assert again.kind == "rollback" and again.status in ("applied", "insync")
+    assert any("interrupted after sending" in n for n in again.notes)
+    assert values(provider, "www.example.com.", "A") == ("198.51.100.10",)
+    assert [r.kind for r in journal.runs(ctx.plan.zone)] == ["prepare", "apply", "rollback"], "no second rollback"

@@ -77,3 +77,9 @@ def test_delegation_has_no_bound_before_the_parent_agrees():
     bound = delegation_change([NS, MX], None, Delegation(3, host()))
     assert bound.at is None and "parent's servers hand out the new delegation" in bound.reason
     assert bound.notes and "for as long as they hold it" in bound.notes[0]
+
+
+def test_a_forced_apply_after_prepare_says_what_is_left_of_the_long_ttl():
+    left = Target(WWW.key, WWW.new, WWW.old, 3549, "prepare")
+    reason = record_change([left], later(0)).reason
+    assert "what is left of the TTL from before prepare (59m9s" in reason and "longest old TTL" not in reason

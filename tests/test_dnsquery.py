@@ -11,6 +11,7 @@ import base64
 import socket
 import socketserver
 import threading
+import time
 from typing import Callable, Iterator
 
 import dns.exception
@@ -236,3 +237,51 @@ def test_lost_udp_answer_is_retried_once_over_tcp(scripted):
 
     found = dnsquery.read_rrsets(scripted(handler), [("www.example.test.", "A")])
     assert [r.values for r in found] == [("192.0.2.1",)] and calls == [False, True]
+
+
+# --------------------------------------------------------------------------- many names at once
+
+
+def test_many_sets_are_read_concurrently_from_a_slow_server(scripted):
+    """One query at a time, 20 names at 200 ms are 4 s; the reads overlap instead, never
+    more than MAX_PARALLEL at once, and the result is what a sequential read gives."""
+    lock, running, peak = threading.Lock(), [0], [0]
+
+    def handler(q, tcp):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        name = q.question[0].name.to_text()
+        return answer(q, f"{name} 300 A 192.0.2.{int(name.split('.')[0][1:])}")
+
+    server = scripted(handler)
+    keys = [(f"h{i}.example.test.", "A") for i in range(20)]
+    started = time.monotonic()
+    found = dnsquery.read_rrsets(server, reversed(keys))
+    elapsed = time.monotonic() - started
+    assert found == [RecordSet.build(n, "A", 300, [f"192.0.2.{n.split('.')[0][1:]}"]) for n, _ in sorted(keys)]
+    assert elapsed < 20 * 0.2 / 4, f"{elapsed:.1f}s: read one after another"
+    assert 1 < peak[0] <= dnsquery.MAX_PARALLEL
+
+
+def test_concurrently_raises_the_earliest_failure_and_starts_nothing_after_one():
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def call(i: int) -> int:
+        with lock:
+            started.append(i)
+        if i in (3, 5):
+            time.sleep(0.05 if i == 3 else 0)  # 5 fails first, 3 is earlier in the list
+            raise ServerUnreachable(f"item {i}")
+        time.sleep(0.1)
+        return i
+
+    with pytest.raises(ServerUnreachable, match="item 3"):
+        dnsquery.concurrently(call, list(range(100)), workers=8)
+    assert len(started) < 100 and max(started) < 8 + 8  # the queue stopped at the failure
+    assert dnsquery.concurrently(lambda i: i * 2, [3, 1, 2], workers=2) == [6, 2, 4]
+    assert dnsquery.concurrently(lambda i: i, []) == []

@@ -315,3 +315,10 @@ def test_watch_loop_posts_when_the_watch_dies(tmp_path, hook, capsys):
         cli.watch_loop([(setup, journal)], cli.Output(json=True), once=True, notifier=notifier)
     texts = hook.texts()  # watch_loop flushed the queue before returning
     assert len(texts) == 1 and texts[0].startswith("cutover watch stopped on an error (example.test.): ")
+
+
+def test_a_bare_word_is_refused_without_echoing_it():
+    with pytest.raises(UsageError) as info:
+        check_url("xoxb-1234-secret")
+    assert "xoxb" not in str(info.value) and "?://" not in str(info.value)
+    assert "is not an http:// or https:// webhook URL" in str(info.value)

@@ -4,6 +4,8 @@ located refusal."""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -78,6 +80,87 @@ def test_fifty_megabyte_file_is_refused_without_reading_it(tmp_path):
     with pytest.raises(PlanError, match=r"huge.yaml: file is 50.0 MB; a plan is at most 16 MiB"):
         planmod.load(path)
     assert time.monotonic() - started < 1
+
+
+def test_a_device_is_refused_without_reading_it(tmp_path):
+    started = time.monotonic()  # /dev/zero once grew the process to 7 GB: its stat says 0 bytes
+    with pytest.raises(PlanError, match=r"^/dev/zero: is a character device, not a plan file; give the path of a regular file$"):
+        planmod.load("/dev/zero")
+    link = tmp_path / "plan.yaml"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(PlanError, match=r"plan.yaml: is a character device"):
+        planmod.load(link)
+    assert time.monotonic() - started < 1
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "plan.yaml"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(PlanError, match=r"plan.yaml: is a FIFO \(named pipe\), not a plan file"):
+        planmod.load(fifo)
+    assert time.monotonic() - started < 1
+
+
+def test_a_socket_and_a_directory_are_refused(tmp_path):
+    path = tmp_path / "plan.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(path))
+        with pytest.raises(PlanError, match=r"plan.sock: is a socket, not a plan file"):
+            planmod.load(path)
+    with pytest.raises(PlanError, match=r": is a directory, not a plan file$"):
+        planmod.load(tmp_path)
+
+
+def test_the_read_stops_at_the_limit_whatever_stat_says(monkeypatch):
+    """/proc files are regular and report 0 bytes; the read itself must enforce the limit."""
+    monkeypatch.setattr(planmod, "MAX_PLAN_BYTES", 64)
+    assert os.stat("/proc/self/maps").st_size == 0
+    with pytest.raises(PlanError, match=r"^/proc/self/maps: file is larger than"):
+        planmod.load("/proc/self/maps")
+
+
+def test_a_plan_at_the_limit_is_read(tmp_path, monkeypatch):
+    body = (HEAD + "records: [{name: www, type: A, to: [192.0.2.1]}]\n").encode()
+    monkeypatch.setattr(planmod, "MAX_PLAN_BYTES", len(body))
+    path = tmp_path / "plan.yaml"
+    path.write_bytes(body)
+    assert planmod.load(path).records[0].to == ("192.0.2.1",)
+
+
+def test_a_long_resolver_list_in_the_plan_is_accepted(tmp_path):
+    spec = ",".join(f"192.0.2.{i}" for i in range(1, 71))  # over 255 characters: once "File name too long"
+    path = tmp_path / "plan.yaml"
+    path.write_text(HEAD + "records: [{name: www, type: A, to: [192.0.2.1]}]\n" + f"watch: {{resolvers: '{spec}'}}\n")
+    assert planmod.load(path).watch.resolvers == spec
+
+
+def test_an_unset_variable_is_reported_once_naming_its_places(tmp_path):
+    body = ("records:\n"
+            "  - {name: www, type: A, ttl: '${TTL}', from: ['${OLD_IP}'], to: ['${NEW_IP}']}\n"
+            "  - {name: mail, type: A, to: ['${NEW_IP}']}\n"
+            "  - {name: ftp, type: A, to: ['${NEW_IP}']}\n")
+    assert refusal(tmp_path, HEAD + body) == [
+        "records[0].ttl: environment variable TTL is not set",
+        "records[0].to[0]: environment variable NEW_IP is not set (also used at records[1].to[0] and records[2].to[0])",
+        "records[0].from[0]: environment variable OLD_IP is not set",
+    ]
+
+
+def test_an_unset_variable_used_often_is_counted(tmp_path):
+    body = "records:\n" + "".join(f"  - {{name: w{i}, type: A, to: ['${{NEW_IP}}']}}\n" for i in range(7))
+    body += "watch: {interval: '${NEW_IP}'}\n"
+    assert refusal(tmp_path, HEAD + body) == [
+        ("records[0].to[0]: environment variable NEW_IP is not set "
+         "(also used at records[1].to[0], records[2].to[0], records[3].to[0] and 4 more places)"),
+    ]
+
+
+def test_an_unset_variable_in_provider_settings_is_one_problem(tmp_path):
+    text = ("zone: example.com\nprovider: {type: rfc2136, server: '${DNS}', tsig_name: k, tsig_secret: '${DNS}'}\n"
+            "records: [{name: www, type: A, to: [192.0.2.1]}]\n")
+    assert refusal(tmp_path, text) == [
+        "provider.server: environment variable DNS is not set (also used at provider.tsig_secret)"]
 
 
 def test_exponential_yaml_aliases_do_not_explode(tmp_path):

@@ -302,7 +302,7 @@ def test_status_text_shows_the_report_facts(story):
     assert f"www.{ZONE} A: new 3 old 1 other 0 error 0 (75% new)  [reached 75%]" in text
     assert "not new: stuck old TTL 3000 STALE" in text
     assert f"{iso(T0 + 300)}  old TTL expired" in text and "stale resolvers found" in text
-    assert "parallel period ends  (due)" in text
+    assert "parallel period ends  (to come)" in text
     assert "[ ] parallel_period" in text
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -232,3 +233,93 @@ def test_resolver_file_beside_the_plan_is_found_from_anywhere(tmp_path, sandbox)
     mine = run("watch", "plans/plan.yaml", "--once", "--format", "json", "--resolvers", "mine.txt", cwd=tmp_path)
     assert mine.returncode == 1, mine.stderr
     assert len(json.loads(mine.stdout)["records"][0]["answers"]) == 1
+
+
+# --------------------------------------------------------------------------- issue 14: lists, files, export
+
+
+def test_a_long_resolver_list_with_repeats_asks_each_resolver_once(tmp_path, sandbox):
+    endpoints = [f"{r.address}:{r.port}" for r in sandbox.resolvers]
+    spec = ",".join(endpoints * 20)  # well over 255 characters, every resolver twenty times
+    assert len(spec) > 255
+    plan = write_plan(tmp_path, sandbox, watch={"resolvers": spec, "interval": "0.5s", "timeout": "0.5s"})
+    assert run("diff", str(plan), cwd=tmp_path).returncode == 1  # loads; once "network or system failure"
+    for extra in ([], ["--resolvers", spec]):
+        result = run("watch", str(plan), "--once", "--format", "json", *extra, cwd=tmp_path)
+        assert result.returncode == 1, result.stderr
+        assert len(json.loads(result.stdout)["records"][0]["answers"]) == len(sandbox.resolvers)
+
+
+def test_a_fifo_or_device_as_plan_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "plan.yaml"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/zero"):
+        result = subprocess.run([sys.executable, "-m", "cutover", "diff", path], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=20)
+        assert result.returncode == 2, result.stderr
+        assert f"cutover: {path}: is a " in result.stderr and ", not a plan file" in result.stderr
+
+
+def test_a_state_path_that_is_a_file_is_named_as_such(tmp_path, sandbox):
+    plan = write_plan(tmp_path, sandbox)
+    (tmp_path / "state").write_text("")
+    result = run("status", str(plan), "--state", str(tmp_path / "state"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"state directory {tmp_path / 'state'}: is a file, not a directory" in result.stderr
+    assert "File exists" not in result.stderr
+    nested = run("status", str(plan), "--state", str(tmp_path / "state" / "sub"), cwd=tmp_path)
+    assert nested.returncode == 2 and f"{tmp_path / 'state'} is a file, not a directory" in nested.stderr
+
+
+def test_ctrl_c_in_watch_says_nothing_was_changed(tmp_path, sandbox):
+    plan = write_plan(tmp_path, sandbox, watch={"resolvers": [f"{r.address}:{r.port}" for r in sandbox.resolvers[:1]],
+                                                "interval": "60s", "timeout": "0.5s"})
+    proc = subprocess.Popen([sys.executable, "-m", "cutover", "watch", str(plan), "--format", "json"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(proc.stdout.readline())["round"] == 1  # now waiting for the next round
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill() if proc.poll() is None else None
+    assert proc.returncode == 130
+    assert "interrupted; nothing was changed in DNS (watch only reads it)" in err and "journal" not in err
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    ("diff", "interrupted; nothing was changed in DNS (diff only reads it)"),
+    ("export", "interrupted; nothing was changed in DNS (export only reads it)"),
+    ("apply", "interrupted; the journal records how far the run got (see `cutover status`)"),
+    ("rollback", "interrupted; the journal records how far the run got (see `cutover status`)"),
+])
+def test_the_interrupt_message_fits_the_command(monkeypatch, capsys, command, expected):
+    from cutover import cli
+
+    def interrupted(*_a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, f"cmd_{command}", interrupted)
+    monkeypatch.setattr(cli.signal, "signal", lambda *_a: None)  # the test process keeps its SIGTERM handler
+    argv = ["export", "--provider", "rfc2136", "--zone", "example.com"] if command == "export" else [command, "plan.yaml"]
+    assert cli.main(argv) == 130
+    assert capsys.readouterr().err == f"cutover: {expected}\n"
+
+
+def test_export_only_without_ttls_and_a_bad_setting_before_contacting(tmp_path, sandbox):
+    settings = sandbox.provider_settings()
+    base = ["export", "--provider", "sandbox", "--zone", ZONE, "--setting", f"path={settings['path']}",
+            "--setting", f"server={settings['server']}"]
+    result = run(*base, "--only", "www,mail", "-o", str(tmp_path / "some.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    exported = yaml.safe_load((tmp_path / "some.yaml").read_text())
+    assert [(r["name"], r["type"]) for r in exported["records"]] == [("mail", "A"), ("www", "A")]
+    assert not any("ttl" in r for r in exported["records"])
+    assert run("diff", str(tmp_path / "some.yaml"), cwd=tmp_path).returncode == 0
+
+    refused = run("export", "--provider", "sandbox", "--zone", ZONE, "--setting", f"path={tmp_path / 'nowhere'}",
+                  "--setting", "region=x", "--only", "wwww", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert "cutover: --setting region: unknown key 'region'" in refused.stderr
+    bad_zone = run("export", "--provider", "sandbox", "--zone", "bad zone!", "--setting", f"path={settings['path']}",
+                   cwd=tmp_path)
+    assert bad_zone.returncode == 2 and "--zone: 'bad zone!' is not a zone name" in bad_zone.stderr

@@ -17,9 +17,11 @@ import yaml
 
 from cutover.errors import ProviderError
 from cutover.records import Change, RecordSet, index
+from providers import dnsquery, registry
 from providers.manual import ManualProvider, change_sheet
 from tests.integration.servers import free_port
 from tests.integration.servers.bind import BindServer, BindZone, bind_server  # noqa: F401 (fixture)
+from tests.integration.servers.dnsfake import FakeNet, FakeServer, fakenet  # noqa: F401 (fixture)
 
 ZONE = "manual.test."
 
@@ -204,3 +206,106 @@ def test_cli_apply_that_times_out_says_what_is_missing(server, tmp_path):
     assert result.returncode != 0
     assert f"www A: wanted 203.0.113.10 (TTL 300); 127.0.0.1:{server.port} serves 192.0.2.10 (TTL 3600)" in result.stderr
     assert f"{ZONE}: FAILED" in result.stdout
+
+
+# --------------------------------------------------------------------------- reading many names from slow servers
+
+SLOW = "slow.test."
+NAMES = 40
+DELAY = 0.2  # per answer, as from a server far away
+
+
+def slow_server(fakenet: FakeNet, **settings) -> FakeServer:
+    """An authoritative fake for SLOW that holds each answer back DELAY seconds."""
+    records = {(f"h{i}", "A"): (300, [f"192.0.2.{i}"]) for i in range(NAMES)}
+    return fakenet.add(origin=SLOW, records=records, delay=DELAY, authoritative=True, **settings)
+
+
+def slow_keys() -> list[tuple[str, str]]:
+    return [(f"h{i}.{SLOW}", "A") for i in range(NAMES)]
+
+
+def test_many_names_are_read_concurrently(fakenet):
+    """40 names at 200 ms took 8 s one at a time before each watch round."""
+    server = slow_server(fakenet)
+    p = ManualProvider(SLOW, {"nameservers": [server.address], "timeout": 2}, stream=io.StringIO(), ask=None)
+    started = time.monotonic()
+    found = index(p.records(slow_keys()))
+    elapsed = time.monotonic() - started
+    assert len(found) == NAMES and found[(f"h7.{SLOW}", "A")].values == ("192.0.2.7",)
+    assert elapsed < NAMES * DELAY / 4, f"{elapsed:.1f}s: the names were read one after another"
+    assert server.queries == NAMES
+
+
+def test_every_server_is_polled_at_once_and_a_silent_one_only_noted(fakenet):
+    """Polling for a manual change reads every server; one that never answers costs its
+    timeout once, beside the others, and is reported as not answering."""
+    first, second, silent = slow_server(fakenet), slow_server(fakenet), slow_server(fakenet, behaviour="drop")
+    p = ManualProvider(SLOW, {"nameservers": [first.address, second.address, silent.address], "timeout": 1},
+                       stream=io.StringIO(), ask=None)
+    started = time.monotonic()
+    readings = p._read_each(slow_keys())
+    elapsed = time.monotonic() - started
+    assert [r.server for r in readings] == [first.address, second.address, silent.address]
+    assert [len(r.sets) if r.sets is not None else None for r in readings] == [NAMES, NAMES, None]
+    assert elapsed < 4, f"{elapsed:.1f}s (one after another: about {2 * NAMES * DELAY + 2:.0f}s)"
+    assert silent.queries <= 2 * dnsquery.MAX_PARALLEL  # UDP, then TCP, for the names in flight; no more
+
+
+# --------------------------------------------------------------------------- verify.nameservers as the servers to read
+
+
+def test_verify_nameservers_are_the_default_servers(server):
+    p = registry.create("manual", ZONE, {"timeout": 1}, verify_nameservers=[f"127.0.0.1:{server.port}"])
+    assert p.settings["nameservers"] == [f"127.0.0.1:{server.port}"]
+    assert index(p.records([(f"www.{ZONE}", "A")]))[(f"www.{ZONE}", "A")].values == ("192.0.2.10",)
+    own = registry.create("manual", ZONE, {"nameservers": ["127.0.0.1:9"]}, verify_nameservers=["127.0.0.1:53"])
+    assert own.settings["nameservers"] == ["127.0.0.1:9"]  # the provider's own setting wins
+
+
+def test_cli_reads_at_verify_nameservers_when_the_provider_names_none(server, tmp_path):
+    """A zone whose NS are in no public DNS: the plan names its servers once, under verify."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "zone": ZONE,
+        "provider": {"type": "manual", "poll_interval": 0.2, "wait": 20},
+        "records": [{"name": "www", "type": "A", "ttl": 300, "from": ["192.0.2.10"], "to": ["203.0.113.10"]}],
+        "verify": {"nameservers": [f"127.0.0.1:{server.port}"], "timeout": "5s"},
+    }))
+    diff = run_cli_without_system_resolver("diff", str(plan))
+    assert diff.returncode == 1, diff.stdout + diff.stderr
+    assert "no authoritative servers known" not in diff.stderr and "192.0.2.10" in diff.stdout
+    person = person_sets(server, ZONE, "www", "A", 300, "203.0.113.10", delay=1.0)
+    applied = run_cli_without_system_resolver("apply", str(plan), "--yes", "--force")
+    person.join()
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "live: www A" in applied.stderr and "apply verified" in applied.stdout
+
+
+#: Runs the CLI with every system-resolver entry point failing loudly: a zone read or
+#: verified at its own servers must never need one (and tests must never ask one).
+NO_SYSTEM_RESOLVER = """
+import socket, sys
+import dns.resolver
+def refuse(*args, **kwargs):
+    raise AssertionError(f"the system resolver was asked: {args!r}")
+dns.resolver.resolve = refuse
+dns.resolver.Resolver.resolve = refuse
+_getaddrinfo = socket.getaddrinfo
+def getaddrinfo(host, *args, **kwargs):
+    import ipaddress
+    try:
+        ipaddress.ip_address(str(host).strip("[]"))
+    except ValueError:
+        if host not in (None, "localhost"):
+            refuse(host)
+    return _getaddrinfo(host, *args, **kwargs)
+socket.getaddrinfo = getaddrinfo
+from cutover.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_cli_without_system_resolver(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", NO_SYSTEM_RESOLVER, *args], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ))

@@ -200,7 +200,7 @@ def test_json_and_status_tell_the_same_facts(cutover_run):
     assert zone["verdict"]["retire"] is True and zone["threshold"] == 0.6
     assert {s["label"] for s in zone["series"] if s["reached_at"]} == {f"www.{ZONE} A", f"mail.{ZONE} A"}
     status = cutover_run["results"]["status"].stdout
-    assert "retire the old server: yes" in status and "[reached 60%]" in status
+    assert "retire: yes: 198.51.100.10 can be switched off" in status and "[reached 60%]" in status
     assert "not new: Clamp old TTL" in status and "STALE" in status and "Dead timeout" in status
 
 

@@ -11,18 +11,25 @@ import socket
 import threading
 import time
 
+import dns.message
 import dns.opcode
 import dns.query
+import dns.rcode
+import dns.rdatatype
 import dns.update
 import pytest
+import yaml
 
+from cutover import verify
 from cutover.errors import PartialApplyError, ProviderError
 from cutover.records import Change, RecordSet, index
 from providers.dnsquery import KeyRejected, ServerUnreachable
 from providers.rfc2136 import RFC2136Provider
 from tests.integration.conformance import ProviderConformance, rs
 from tests.integration.servers import free_port
-from tests.integration.servers.bind import BindServer, BindZone, bind_server  # noqa: F401 (fixture)
+from tests.integration.servers.bind import BindServer, BindZone, bind_server, port53_addresses  # noqa: F401 (fixture)
+from tests.integration.servers.dnsfake import FakeServer, fakenet  # noqa: F401 (fixture)
+from tests.integration.test_manual import run_cli_without_system_resolver
 
 pytestmark = pytest.mark.integration
 
@@ -463,3 +470,109 @@ def test_check_settings_accepts_good_ones():
     assert RFC2136Provider.check_settings({**GOOD, "port": "5353", "timeout": 1, "tsig_algorithm": "HMAC-SHA512"}) == []
     assert RFC2136Provider.check_settings({"server": "ns1.example.net"}) == []
     assert RFC2136Provider.check_settings({**GOOD, "tsig_secret": "${UNSET}"}) == []
+
+
+# --------------------------------------------------------------------------- reading by query, many names
+
+
+def refuses_transfers(server: FakeServer) -> FakeServer:
+    """The fake answers AXFR with REFUSED (a key allowed to update only), all else honestly."""
+    honest = server.replies
+
+    def replies(query: dns.message.Message, tcp: bool) -> list[tuple[float, bytes, str]]:
+        if query.question and query.question[0].rdtype == dns.rdatatype.AXFR:
+            refused = dns.message.make_response(query)
+            refused.set_rcode(dns.rcode.REFUSED)
+            return [(0.0, refused.to_wire(), "same")]
+        return honest(query, tcp)
+
+    server.replies = replies  # type: ignore[method-assign]
+    return server
+
+
+def test_refused_transfer_reads_the_names_concurrently(fakenet):
+    """40 names from a primary 200 ms away: 8 s one query at a time, before every read."""
+    records = {(f"h{i}", "A"): (300, [f"192.0.2.{i}"]) for i in range(40)}
+    records[("shop", "NS")] = (300, ["ns1.other.test."])
+    fake = refuses_transfers(fakenet.add(origin="slow.test.", records=records, delay=0.2, authoritative=True))
+    p = RFC2136Provider("slow.test.", {"server": "127.0.0.1", "port": fake.port, "timeout": 2})
+    keys = [(f"h{i}.slow.test.", "A") for i in range(40)] + [("shop.slow.test.", "NS")]
+    started = time.monotonic()
+    found = index(p.records(keys))
+    elapsed = time.monotonic() - started
+    assert p.read_mode == "query" and p.fallback_reason == "the server refused the transfer (REFUSED)"
+    assert len(found) == 41 and found[("h39.slow.test.", "A")].values == ("192.0.2.39",)
+    assert elapsed < 41 * 0.2 / 4, f"{elapsed:.1f}s: the names were read one after another"
+
+
+# --------------------------------------------------------------------------- a zone whose NS live only inside it
+
+INTERNAL = "internal.test."
+
+
+@pytest.fixture
+def internal(bind_server) -> BindServer:
+    """An internal zone on port 53 of its own loopback address: NS ns1.internal.test,
+    whose only address record is in the zone itself (no public DNS knows the name)."""
+    address = port53_addresses(1, first="127.53.77.11")[0]
+    return bind_server(BindZone(INTERNAL, default_ns=False, transfer=True, records=(
+        "@ IN NS ns1", f"ns1 IN A {address}", "www 3600 IN A 192.0.2.10")), address=address, port=53)
+
+
+@pytest.fixture
+def no_system_resolver(monkeypatch):
+    def refuse(host: str) -> list[str]:
+        raise AssertionError(f"the system resolver was asked for {host}")
+
+    monkeypatch.setattr(verify, "_addresses", refuse)
+
+
+def test_in_zone_server_name_is_resolved_at_the_zones_own_server(internal, no_system_resolver):
+    servers, problems = verify.endpoints([internal.endpoint, f"ns1.{INTERNAL}"], zone=INTERNAL)
+    assert problems == []
+    assert [(s.address, s.port, s.name) for s in servers] == [
+        (internal.address, 53, internal.endpoint), (internal.address, 53, f"ns1.{INTERNAL}")]
+
+
+def test_in_zone_server_name_is_taken_from_the_zone_already_read(monkeypatch, no_system_resolver):
+    """A zone read whole (AXFR) has the glue already: no question at all."""
+    monkeypatch.setattr(verify, "_at_zone_server", lambda host, server: pytest.fail(f"asked {server} for {host}"))
+    live = index([RecordSet.build(f"ns1.{INTERNAL}", "A", 300, ["192.0.2.53"]),
+                  RecordSet.build(f"ns1.{INTERNAL}", "AAAA", 300, ["2001:db8::53"])])
+    servers, problems = verify.endpoints(["127.0.0.1:5399", f"NS1.{INTERNAL}"], zone=INTERNAL, live=live)
+    assert problems == [] and [s.address for s in servers] == ["127.0.0.1", "192.0.2.53", "2001:db8::53"]
+
+
+def test_in_zone_name_without_an_address_is_reported_without_asking_elsewhere(internal, no_system_resolver):
+    servers, problems = verify.endpoints([internal.endpoint, f"ns2.{INTERNAL}"], zone=INTERNAL)
+    assert [s.name for s in servers] == [internal.endpoint]
+    assert problems == [verify.ServerResult(f"ns2.{INTERNAL}", "unreachable",
+                                            f"{INTERNAL} has no A or AAAA record for it (asked {internal.address})")]
+
+
+def test_names_outside_the_zone_still_use_the_system_resolver(monkeypatch):
+    asked: list[str] = []
+    monkeypatch.setattr(verify, "_addresses", lambda host: asked.append(host) or ["192.0.2.99"])
+    servers, _ = verify.endpoints(["127.0.0.1:5399", "ns1.provider.example."], zone=INTERNAL)
+    assert asked == ["ns1.provider.example"] and servers[-1].address == "192.0.2.99"
+
+
+@pytest.mark.parametrize("transfer", [True, False], ids=["axfr", "by-query"])
+def test_cli_apply_verifies_a_zone_whose_ns_live_only_inside_it(bind_server, tmp_path, transfer):
+    """The issue: "ns1.example.test: unreachable - the name has no address". No
+    verify.nameservers: the provider's server and the zone's NS are checked, and the NS
+    name is resolved at the zone's own server (or from the zone read by AXFR)."""
+    address = port53_addresses(1, first="127.53.77.11")[0]
+    server = bind_server(BindZone(INTERNAL, default_ns=False, transfer=transfer, records=(
+        "@ IN NS ns1", f"ns1 IN A {address}", "www 3600 IN A 192.0.2.10")), address=address, port=53)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "zone": INTERNAL,
+        "provider": {"type": "rfc2136", **server.settings()},
+        "records": [{"name": "www", "type": "A", "ttl": 300, "from": ["192.0.2.10"], "to": ["203.0.113.10"]}],
+        "verify": {"timeout": "5s"},
+    }))
+    result = run_cli_without_system_resolver("apply", str(plan), "--yes", "--force")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "apply verified" in result.stdout and "has no address" not in result.stdout
+    assert f"ns1.{INTERNAL}" in result.stdout or f"ns1.{INTERNAL.rstrip('.')}" in result.stdout
