@@ -462,16 +462,15 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--format", choices=("text", "json"), default="text", help="json: one JSON document on stdout")
-    common.add_argument("--state", metavar="DIR", help="state directory (default: .cutover/ beside the plan)")
-
     parser = Parser(prog="cutover", description="Move a domain's web and mail service to a new server through DNS, safely.")
     parser.add_argument("--version", action="version", version=f"cutover {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler: Callable, help_: str, plans: bool = True) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help_, description=help_)
+    def command(name: str, handler: Callable, help_: str, plans: bool = True,
+                state: str = "state directory (default: .cutover/ beside the plan)") -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--format", choices=("text", "json"), default="text", help="json: one JSON document on stdout")
+        p.add_argument("--state", metavar="DIR", help=state)
         if plans:
             p.add_argument("plans", nargs="+", metavar="PLAN", help="plan file(s), one zone each")
         p.set_defaults(handler=handler)
@@ -503,11 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("report", cmd_report, "one self-contained HTML report of the cutover from the journal")
     p.add_argument("-o", "--output", metavar="FILE", help="write the HTML page here (default: stdout)")
     command("status", cmd_status, "what was applied when, the last watch round, and the retire verdict")
-    p = command("demo", cmd_demo, "a whole cutover against a DNS sandbox on loopback (about a minute)", plans=False)
+    p = command("demo", cmd_demo, "a whole cutover against a DNS sandbox on loopback (about a minute)", plans=False,
+                state="keep the demo's journal here (default: .cutover/ in --dir, or in a temporary folder)")
     p.add_argument("--fast", action="store_true", help="seconds instead of a minute (for tests)")
     p.add_argument("--dir", help="keep the demo's plan, zone and journal here (default: a temporary folder)")
     p.add_argument("--grid", action="store_true", help="show every resolver's answer on a terminal")
-    p = command("export", cmd_export, "write a plan skeleton from the live zone", plans=False)
+    p = command("export", cmd_export, "write a plan skeleton from the live zone", plans=False,
+                state="not used: export reads the zone and writes no state")
     p.add_argument("--provider", required=True, help="provider type, e.g. route53")
     p.add_argument("--zone", required=True, help="the zone, e.g. example.com")
     p.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE", help="provider setting (repeatable; ${ENV} allowed)")

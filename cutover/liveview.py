@@ -494,6 +494,8 @@ class LiveView:
         for i, doc in enumerate(self._latest.values()):
             blocks += ([Block([""])] if i else []) + panel.blocks(doc, now)
         footer = [self._paint_dim(line) for line in self._footer(now, width)]
+        if not footer:
+            return fit_height(blocks, height, self.ellipsis)
         if height <= len(footer) + 1:
             return footer[:height]
         return fit_height(blocks, height - len(footer) - 1, self.ellipsis) + [""] + footer
@@ -505,8 +507,8 @@ class LiveView:
             parts = [self._ending]
         elif docs and all(d["verdict"]["retire"] for d in docs):
             parts = ["the verdict is reached: no more rounds"]
-        elif self.interval is None:
-            parts = [STOP_HINT]
+        elif self.interval is None:  # no round follows (--once)
+            return []
         else:
             parts = [self._countdown(docs, now), STOP_HINT]
         joined = " - ".join(parts)

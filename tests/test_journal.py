@@ -72,5 +72,7 @@ def test_one_writer_at_a_time(tmp_path):
 
 def test_unusable_directory_is_a_state_error(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(StateError, match="cannot use the journal"):
+    with pytest.raises(StateError, match=r"file: is a file, not a directory; move the file away or give --state"):
         Journal(tmp_path / "file")
+    with pytest.raises(StateError, match=r"sub: .*file is a file, not a directory"):
+        Journal(tmp_path / "file" / "sub")

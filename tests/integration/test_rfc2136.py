@@ -575,4 +575,8 @@ def test_cli_apply_verifies_a_zone_whose_ns_live_only_inside_it(bind_server, tmp
     result = run_cli_without_system_resolver("apply", str(plan), "--yes", "--force")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "apply verified" in result.stdout and "has no address" not in result.stdout
-    assert f"ns1.{INTERNAL}" in result.stdout or f"ns1.{INTERNAL.rstrip('.')}" in result.stdout
+    assert f"ns1.{INTERNAL.rstrip('.')}" in result.stdout
+    watched = run_cli_without_system_resolver("watch", str(plan), "--once", "--format", "json",
+                                              "--resolvers", server.endpoint)
+    assert watched.returncode in (0, 1), watched.stdout + watched.stderr
+    assert f'"server": "ns1.{INTERNAL.rstrip(".")}"' in watched.stdout  # watched as an authoritative server

@@ -1,0 +1,316 @@
+"""The live view: one line per round off a terminal; on one, a panel that fits the screen.
+
+Layout tests render real round documents (built the way ``cutover.monitor`` builds them)
+at 80 and 160 columns and check that no line, without its colour escapes, is wider than
+the terminal. Redraw tests feed the view's output through ``pyte`` (a VT100 emulator), so
+"erases exactly what it drew" is checked on a screen, not on escape strings.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pyte
+import pytest
+
+from cutover.liveview import (STOP_HINT, Block, LiveView, Panel, cells, clip, erase, fit_height, fold, redraw,
+                              render_round_line, rows_of, visible)
+from cutover.observe.types import Answer, Round, Target
+from cutover.records import normalise_values
+from cutover.resolvers import Resolver
+from tests.observations import round_doc
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+ZONE = "example.com."
+UPDATE = Target(("www.example.com.", "A"), ("203.0.113.10",), ("198.51.100.10",), 300)
+LONG = Target(("a-very-long-host-name-that-an-operator-did-not-choose.eu-west-1.internal.example.com.", "AAAA"),
+              ("2001:db8::10",), ("2001:db8::20",), 300)
+MX = Target(("example.com.", "MX"), normalise_values("MX", ["10 mail.example.com."]),
+            normalise_values("MX", ["10 mail.old-host.net."]), 3600)
+NS = Target(("example.com.", "NS"), ("ns1.new-host.net.",), ("ns1.old-host.net.",), 86400, recursive=False)
+AUTH = Resolver("192.0.2.53", name="ns1", group="authoritative")
+
+
+def resolvers(n: int) -> list[Resolver]:
+    return [Resolver(f"192.0.2.{i + 10}", name=f"resolver-{i}-of-a-public-list", group="public") for i in range(n)]
+
+
+def ans(resolver: Resolver, target: Target, state: str, ttl: int | None = 300) -> Answer:
+    return Answer(resolver, target.key, state, ttl, {"new": target.new, "old": target.old}.get(state, ()))
+
+
+def sample_doc(*, retire: bool = False, zone: str | None = None) -> dict[str, Any]:
+    """One record, four resolvers (one old, one timing out): round 7, half an hour in."""
+    rs = resolvers(4)
+    answers = (ans(rs[0], UPDATE, "new", 250), ans(rs[1], UPDATE, "old", 3600), ans(rs[2], UPDATE, "timeout", None),
+               ans(rs[3], UPDATE, "new", 100), ans(AUTH, UPDATE, "new", 300))
+    rnd = Round(7, T0 + timedelta(minutes=30), answers)
+    now = rnd.time if not retire else T0 + timedelta(days=2)
+    doc = round_doc(rnd, [UPDATE], change=T0, now=now, threshold=0.5 if retire else 1.0, period=86400)
+    return dict(doc, zone=zone) if zone else doc
+
+
+def busy_doc(n_resolvers: int = 30, n_records: int = 4) -> dict[str, Any]:
+    """Everything at once: long names, many resolvers, an NS set asked only of the
+    authoritative servers, notes and long reasons."""
+    rs = resolvers(n_resolvers)
+    extra = [Target((f"host-{i}.example.com.", "A"), ("203.0.113.10",), ("198.51.100.10",), 300) for i in range(n_records)]
+    targets = [UPDATE, LONG, MX, NS, *extra]
+    states = ("new", "old", "other", "timeout", "filtered", "servfail")
+    answers = [ans(r, t, states[(i + j) % len(states)]) for i, r in enumerate(rs) for j, t in enumerate(targets) if t.recursive]
+    answers += [ans(AUTH, t, "new") for t in targets]
+    doc = round_doc(Round(12, T0 + timedelta(minutes=5), tuple(answers)), targets, change=T0, period=86400)
+    doc["zone"] = ZONE
+    verdict = doc["verdict"]
+    verdict["notes"] = ["the old host still serves the zone and may teach resolvers the old delegation " * 3]
+    for cond in verdict["conditions"]:
+        if cond["name"] == "left_behind":
+            cond.update(met=False, reason="3 record set(s) still point at the old server: " + "; ".join(
+                f"legacy-{i}.example.com. A 198.51.100.10" for i in range(12)))
+    return doc
+
+
+class FakeTTY(io.StringIO):
+    """A terminal as far as the view can tell; its size comes from the view's ``size``."""
+
+    encoding = "utf-8"
+
+    def isatty(self) -> bool:
+        return True
+
+
+def draw(doc: dict[str, Any], columns: int, rows: int = 40, **kw: Any) -> tuple[LiveView, FakeTTY]:
+    out = FakeTTY()
+    view = LiveView(out, size=lambda: (columns, rows), interval=30.0,
+                    clock=lambda: (T0 + timedelta(minutes=30, seconds=5)).timestamp(), **kw)
+    view.update(doc)
+    return view, out
+
+
+def screen_of(text: str, columns: int, rows: int = 40) -> list[str]:
+    screen = pyte.Screen(columns, rows)
+    pyte.Stream(screen).feed(text)
+    return [line.rstrip() for line in screen.display]
+
+
+def frame_lines(out: FakeTTY) -> list[str]:
+    """The lines of the last frame written (each ends in erase-below), without escapes."""
+    last = visible(out.getvalue().split("\x1b[J")[-2]).lstrip("\r")
+    return last.split("\n")[:-1]
+
+
+# --------------------------------------------------------------------------- off a terminal
+
+
+def test_round_line_is_one_line_with_counts_and_verdict():
+    line = render_round_line(sample_doc())
+    assert "\n" not in line
+    assert "round 7" in line and "www.example.com. A 2/3 new (66.7%)" in line and "old 1" in line and "error 1" in line
+    assert "not yet" in line and "propagation" in line
+    assert "retire: yes" in render_round_line(sample_doc(retire=True))
+
+
+def test_on_a_pipe_one_line_per_round_and_sleep_just_pauses():
+    out, paused = io.StringIO(), []
+    view = LiveView(out, interval=30.0, pause=paused.append)
+    view.update(sample_doc())
+    view.update(sample_doc())
+    view.sleep(12.5)
+    view.close("stopped")
+    assert out.getvalue() == 2 * (render_round_line(sample_doc()) + "\n")
+    assert paused == [12.5]
+
+
+# --------------------------------------------------------------------------- layout
+
+
+@pytest.mark.parametrize("columns", [80, 160, 100, 60, 40])
+@pytest.mark.parametrize("grid", [False, True])
+def test_no_line_is_wider_than_the_terminal(columns, grid):
+    view, out = draw(busy_doc(), columns, grid=grid, color=True)
+    text = out.getvalue()
+    lines = [visible(line) for line in text.split("\n")]
+    assert max(cells(line) for line in lines) <= columns - 1  # the last column stays free: nothing wraps
+    assert len(text.split("\n")) - 1 <= 39  # and the frame leaves a row for the cursor
+    assert sum("cutover watch - round 12" in line for line in lines) == 1
+    assert "\x1b[32m" in text  # coloured, and the colour does not count
+    screen = screen_of(text, columns)
+    assert sum("round 12" in row for row in screen) == 1
+    assert all(row[columns - 1:].strip() == "" for row in screen)
+
+
+def test_compact_layout_under_100_columns_and_wide_above():
+    _, narrow = draw(busy_doc(), 80)
+    _, wide = draw(busy_doc(), 160)
+    header_80 = next(line for line in frame_lines(narrow) if line.startswith("  record"))
+    header_160 = next(line for line in frame_lines(wide) if line.startswith("  record"))
+    assert "oth" in header_80.split() and "auth" in header_80.split() and "authoritative" not in header_80
+    assert "other" in header_160.split() and "authoritative" in header_160.split() and "toward 100%" in header_160
+    assert "authoritative servers" in wide.getvalue() and "authoritative servers" not in narrow.getvalue()
+
+
+def test_names_are_relative_to_the_zone_and_long_ones_end_in_an_ellipsis():
+    _, out = draw(busy_doc(), 80)
+    rows = frame_lines(out)
+    assert any(line.startswith("  www ") for line in rows) and any(line.startswith("  @ ") for line in rows)
+    long_row = next(line for line in rows if line.startswith("  a-very-long"))
+    assert "…" in long_row and "AAAA" in long_row
+    _, wide = draw(busy_doc(), 160)
+    assert any(LONG.name[:-len(ZONE) - 1] in line for line in frame_lines(wide))  # room for it at 160
+
+
+def test_a_record_asked_only_of_the_authoritative_servers_shows_no_counts():
+    for columns, text in ((160, "authoritative only"), (80, "auth only")):
+        _, out = draw(busy_doc(), columns)
+        ns_row = next(line for line in frame_lines(out) if line.startswith("  @ ") and " NS " in line)
+        assert text in ns_row and ns_row.split()[2:5] == ["-", "-", "-"] and "all new" in ns_row
+
+
+def test_conditions_notes_and_verdict_are_shown_folded_and_cut():
+    _, out = draw(busy_doc(), 80)
+    rows = frame_lines(out)
+    left = [i for i, line in enumerate(rows) if "left behind" in line]
+    assert left and rows[left[0]].lstrip().startswith("wait")
+    assert rows[left[0] + 1].startswith(" " * 20) and rows[left[0] + 1].endswith("…")  # a second line, then cut
+    assert any(line.startswith("  note: the old host still serves") for line in rows)
+    assert any(line.startswith("  verdict: not yet - waiting for propagation") for line in rows)
+    assert any("holds at 2024-05-02T12:00:00Z (23h29m left)" in line for line in rows)  # counts down live
+
+
+def test_the_verdict_names_the_addresses_that_can_be_switched_off():
+    _, out = draw(sample_doc(retire=True), 80, color=False)
+    assert "verdict: the old server can be retired: 198.51.100.10 can be switched off" in out.getvalue()
+    assert "the verdict is reached: no more rounds" in out.getvalue()
+    assert STOP_HINT not in out.getvalue()
+
+
+def test_a_short_terminal_hides_rows_and_says_so_but_keeps_the_verdict():
+    _, out = draw(busy_doc(n_records=40), 80, rows=24, grid=True)
+    rows = frame_lines(out)
+    assert len(rows) <= 23
+    assert any("more records (a taller terminal shows them)" in line for line in rows)
+    assert any(line.startswith("  verdict:") for line in rows)
+    assert STOP_HINT in rows[-1]
+
+
+def test_the_grid_drops_record_columns_that_do_not_fit():
+    _, out = draw(busy_doc(n_resolvers=3, n_records=12), 80, grid=True)
+    assert "more record(s) not shown (a wider terminal shows them)" in out.getvalue()
+    assert "O" in out.getvalue().split("  resolver")[1]
+
+
+def test_footer_counts_down_and_says_how_to_stop():
+    _, out = draw(sample_doc(), 80)
+    assert frame_lines(out)[-1] == f"next round in 25s - {STOP_HINT}"  # round at 12:30:00, every 30s, now 12:30:05
+    _, narrow = draw(sample_doc(), 40)
+    assert frame_lines(narrow)[-2:] == ["next round in 25s", "Ctrl-C stops; the journal keeps every…"]
+    once = FakeTTY()
+    LiveView(once, size=lambda: (80, 40), interval=None).update(sample_doc())  # --once: no round follows
+    assert STOP_HINT not in once.getvalue() and "next round" not in once.getvalue()
+
+
+def test_colour_only_when_asked():
+    _, out = draw(sample_doc(retire=True), 80, color=True)
+    assert "\x1b[32m" in out.getvalue() and "can be retired" in out.getvalue()
+    _, plain = draw(sample_doc(retire=True), 80, color=False)
+    assert "\x1b[3" not in plain.getvalue() and "\x1b[1m" not in plain.getvalue()
+
+
+def test_text_helpers():
+    assert clip("abcdef", 4) == "abc…" and clip("abc", 3) == "abc" and clip("abcdef", 4, "...") == "a..."
+    painted = "\x1b[32m" + "x" * 10 + "\x1b[0m"
+    assert cells(clip(painted, 5)) == 5 and clip(painted, 5).endswith("\x1b[0m")  # colour cannot leak
+    assert cells("日本") == 4 and cells(clip("日本語です", 5)) <= 5
+    assert fold("one two three four five", 12, "> ", "  ", 2) == ["> one two", "  three fou…"]
+    assert fit_height([Block(["h"]), Block([f"r{i}" for i in range(10)], "records"), Block(["v"])], 5) == \
+        ["h", "r0", "r1", "  … 8 more records (a taller terminal shows them)", "v"]
+    assert Panel(99).compact and not Panel(100).compact
+
+
+# --------------------------------------------------------------------------- redrawing
+
+
+def test_rows_are_counted_on_the_screen_not_in_the_text():
+    assert rows_of([0, 79, 80], 80) == 3  # an empty line takes a row; a full one does not wrap
+    assert rows_of([81, 160, 161], 80) == 2 + 2 + 3
+    assert erase([], 80) == ""
+    assert erase([10, 0, 79], 80) == "\x1b[3A\r"
+    assert erase([10, 120], 80) == "\x1b[H\x1b[2J"  # rewrapped by a narrower terminal: start unknown
+    assert redraw([5], 80, ["ab", "c"]) == "\x1b[1A\rab\x1b[K\nc\x1b[K\n\x1b[J"
+
+
+def test_each_redraw_goes_back_exactly_the_rows_it_drew():
+    view, out = draw(busy_doc(), 80, grid=True)
+    first = out.getvalue()
+    assert not first.startswith("\x1b[")  # nothing to erase yet
+    view.update(sample_doc(zone=ZONE))  # a shorter panel replaces a taller one
+    second = out.getvalue()[len(first):]
+    assert second.startswith(f"\x1b[{first.count(chr(10))}A\r")
+    screen = screen_of("narration above\n" + out.getvalue(), 80)
+    assert screen[0] == "narration above" and sum("cutover watch - round" in row for row in screen) == 1
+    assert not any("resolver-" in row for row in screen)  # nothing of the taller grid is left behind
+
+
+def test_several_zones_keep_one_panel_each():
+    view, out = draw(sample_doc(zone="a.example."), 160)
+    view.update(sample_doc(zone="b.example."))
+    screen = screen_of(out.getvalue(), 160)
+    assert [row for row in screen if "cutover watch - round" in row] == [
+        "cutover watch - round 7 at 2024-05-01T12:30:00Z - a.example",
+        "cutover watch - round 7 at 2024-05-01T12:30:00Z - b.example"]
+    assert sum(STOP_HINT in row for row in screen) == 1
+
+
+def test_a_narrower_terminal_gets_a_clean_screen():
+    size = [160, 40]
+    out = FakeTTY()
+    view = LiveView(out, size=lambda: tuple(size), interval=30.0, grid=True)
+    view.update(busy_doc())
+    screen = pyte.Screen(160, 40)
+    stream = pyte.Stream(screen)
+    stream.feed(out.getvalue())
+    mark = len(out.getvalue())
+    size[0] = 80
+    screen.resize(40, 80)
+    view.tick()
+    assert out.getvalue()[mark:].startswith("\x1b[H\x1b[2J")
+    stream.feed(out.getvalue()[mark:])
+    assert sum("round 12" in row for row in screen.display) == 1
+    assert all(row[79:].strip() == "" for row in screen.display)
+
+
+def test_sleep_redraws_the_countdown_every_second_and_at_once_on_a_resize():
+    clock = [(T0 + timedelta(minutes=30, seconds=20)).timestamp()]
+    paused: list[float] = []
+
+    def pause(seconds: float) -> None:
+        paused.append(seconds)
+        clock[0] += seconds
+        if len(paused) == 1:
+            os.kill(os.getpid(), signal.SIGWINCH)  # handled before the next line runs
+
+    out = FakeTTY()
+    before = signal.getsignal(signal.SIGWINCH)
+    view = LiveView(out, size=lambda: (80, 40), interval=30.0, pause=pause, clock=lambda: clock[0])
+    view.update(sample_doc())
+    assert f"next round in 10s - {STOP_HINT}" in out.getvalue()
+    view.sleep(3.0)
+    assert sum(paused) == pytest.approx(3.0) and max(paused) <= 0.25
+    frames = out.getvalue().split("\x1b[J")[:-1]
+    assert len(frames) == 1 + 1 + 3  # the round, the resize, a tick each second
+    assert "next round in 7s" in frames[-1]
+    view.close("stopped; the journal keeps every round")
+    assert frame_lines(out)[-1] == "stopped; the journal keeps every round"
+    assert signal.getsignal(signal.SIGWINCH) == before
+
+
+def test_close_without_ending_leaves_the_panel_and_draws_nothing_more():
+    view, out = draw(sample_doc(), 80)
+    drawn = out.getvalue()
+    view.close()
+    view.tick()
+    assert out.getvalue() == drawn
