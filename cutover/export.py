@@ -21,6 +21,7 @@ import dns.name
 import yaml
 
 from cutover import plan as planmod
+from cutover.checking import Checker
 from cutover.errors import Problem, UsageError
 from cutover.records import RecordSet, relative_name
 from providers.base import Provider
@@ -121,7 +122,7 @@ def _provider_config(problems: list[str], type_name: str, raw: Mapping[str, str]
                      environ: Mapping[str, str]) -> planmod.ProviderConfig | None:
     """The plan loader's own provider check (unknown keys with a hint, required keys,
     ``${ENV}``, the provider's value checks), its problems renamed to the options."""
-    checker = planmod._Checker("export", environ)  # the loader's own check: the two cannot disagree
+    checker = Checker("export", environ)  # the loader's own check: the two cannot disagree
     config = planmod._provider(checker, {"type": type_name, **raw})
     problems.extend(_option_problem(p) for p in checker.problems)
     return config if not checker.problems else None

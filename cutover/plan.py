@@ -1,8 +1,9 @@
-"""Plan files: loading, ``${ENV}`` substitution, validation, and the ``Plan`` value.
+"""Plans: validation and the ``Plan`` value.
 
 A plan is refused before any provider is contacted, with every problem of the file
-listed at once and located by its field path (``records[2].to[0]``), because an
-operator fixing a plan at midnight should not have to run the tool once per typo.
+listed at once and located by its field path (``records[2].to[0]``). Reading the file
+is ``cutover.planfile``'s job, collecting problems ``cutover.checking``'s, and the
+values people write (``15m``, ``95%``, ``${ENV}``) are read by ``cutover.values``.
 """
 
 from __future__ import annotations
@@ -12,19 +13,18 @@ import hashlib
 import ipaddress
 import json
 import os
-import re
-import reprlib
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Mapping
 
 import dns.exception
 import dns.name
 import yaml
 
 from cutover import resolvers as resolvers_mod
+from cutover.checking import Checker
 from cutover.errors import PlanError, Problem, UsageError
+from cutover.planfile import read_yaml
 from cutover.records import (
     HOSTNAME_TARGET_FIELD,
     MAX_TTL,
@@ -37,10 +37,8 @@ from cutover.records import (
     parse_rdata,
     rdtype_of,
 )
+from cutover.values import parse_duration, parse_quorum, parse_share, show
 
-#: Large enough for a plan of about 180,000 record sets (an export of a big zone), small
-#: enough that a wrong file (a log, a dump) is refused before it is read.
-MAX_PLAN_BYTES = 16 * 1024 * 1024
 STAND_IN_ZONE = "zone.invalid."
 DEFAULT_TTL = 300
 
@@ -53,88 +51,6 @@ SECTION_KEYS = {
     "verify": ("nameservers", "timeout"),
     "safety": ("max_change_share",),
 }
-
-_short = reprlib.Repr()
-_short.maxstring = 60
-_short.maxother = 60
-_short.maxlist = 4
-_short.maxdict = 4
-_short.maxlevel = 2
-
-
-def show(value: Any) -> str:
-    """A bounded repr for messages: a hostile plan cannot make an error message huge."""
-    return _short.repr(value)
-
-
-# --------------------------------------------------------------------------- values
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds in ``90``, ``90s``, ``15m``, ``48h``, ``7d`` (or ``2w``). ``ValueError`` otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(f"{show(value)} is not a duration (expected e.g. 90, 90s, 15m, 48h, 7d)")
-    if isinstance(value, (int, float)) and value >= 0:
-        return float(value)
-    m = _DURATION.match(str(value)) if isinstance(value, str) else None
-    if not m:
-        raise ValueError(f"{show(value)} is not a duration (expected e.g. 90, 90s, 15m, 48h, 7d)")
-    return float(m.group(1)) * _UNIT[m.group(2)]
-
-
-def parse_share(value: Any) -> float:
-    """A share 0..1 from ``100%``, ``95 %``, ``0.95`` or ``1``."""
-    text = str(value).strip()
-    try:
-        share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        share = -1.0
-    if isinstance(value, bool) or not 0.0 <= share <= 1.0:
-        raise ValueError(f"{show(value)} is not a share (expected a percentage like 95% or a number 0..1)")
-    return share
-
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def substitute_env(value: str, environ: Mapping[str, str]) -> str:
-    """Replace ``${NAME}`` by the environment's value; ``KeyError(NAME)`` if unset."""
-
-    def one(m: re.Match[str]) -> str:
-        if m.group(1) not in environ:
-            raise KeyError(m.group(1))
-        return environ[m.group(1)]
-
-    return _ENV.sub(one, value)
-
-
-def substitute_tree(data: Any, environ: Mapping[str, str], path: str = "") -> tuple[Any, list[tuple[str, str]]]:
-    """``${NAME}`` replaced in every string of a nested structure (provider settings such as
-    ``auth: {token: ...}`` nest). Returns the result and the (path, NAME) of unset variables;
-    an unset variable is left as written."""
-    missing: list[tuple[str, str]] = []
-
-    def walk(value: Any, where: str) -> Any:
-        if isinstance(value, str):
-            def one(m: re.Match[str]) -> str:
-                if m.group(1) in environ:
-                    return environ[m.group(1)]
-                missing.append((where, m.group(1)))
-                return m.group(0)
-
-            return _ENV.sub(one, value)
-        if isinstance(value, dict):
-            return {k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v, f"{where}[{i}]") for i, v in enumerate(value)]
-        return value
-
-    return walk(data, path), missing
-
 
 # --------------------------------------------------------------------------- the plan
 
@@ -222,191 +138,7 @@ class Plan:
         return self.prepare_ttl or DEFAULT_TTL
 
 
-# --------------------------------------------------------------------------- YAML
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that refuses duplicate keys: the second ``to:`` silently winning is a classic."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if isinstance(key, (str, int, float, bool)) and key in seen:
-            mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", mark
-            )
-        seen.add(key) if isinstance(key, (str, int, float, bool)) else None
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def read_yaml(path: Path) -> Any:
-    """The YAML document in ``path``; ``PlanError`` for I/O, size, encoding or syntax trouble."""
-    source = str(path)
-    try:
-        text = _read_plan_bytes(path, source).decode("utf-8-sig")
-    except FileNotFoundError:
-        raise PlanError(source, [Problem("", "no such file")]) from None
-    except IsADirectoryError:
-        raise PlanError(source, [Problem("", "is a directory, not a plan file")]) from None
-    except UnicodeDecodeError as exc:
-        raise PlanError(source, [Problem("", f"is not UTF-8 text (byte {exc.start})")]) from None
-    except OSError as exc:
-        raise PlanError(source, [Problem("", f"cannot be read: {exc.strerror or exc}")]) from None
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = exc.problem or exc.context or "invalid YAML"
-        if "\t" in what or "'\\t'" in what:
-            what += " (YAML indentation must use spaces, not tabs)"
-        raise PlanError(source, [Problem(where, f"invalid YAML: {what}")]) from None
-    except yaml.YAMLError as exc:
-        raise PlanError(source, [Problem("", f"invalid YAML: {exc}")]) from None
-
-
-_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def _not_regular(source: str, mode: int) -> None:
-    """Refuse anything but a regular file, naming what it is."""
-    if stat.S_ISREG(mode):
-        return
-    kind = next((name for is_kind, name in _KINDS if is_kind(mode)), "not a regular file")
-    hint = "" if kind == "a directory" else "; give the path of a regular file"
-    raise PlanError(source, [Problem("", f"is {kind}, not a plan file{hint}")])
-
-
-def _read_plan_bytes(path: Path, source: str) -> bytes:
-    """At most ``MAX_PLAN_BYTES`` of a regular file, whatever ``stat`` claims.
-
-    A device or FIFO is refused before it is opened (opening one can block or have side
-    effects), and checked again on the open descriptor, opened non-blocking, in case the
-    path was swapped in between. ``/dev/zero`` reports size 0 and never ends, and
-    ``/proc`` files report 0 while holding data, so the size from ``stat`` only refuses
-    early and the read itself stops one byte past the limit."""
-    _not_regular(source, os.stat(path).st_mode)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb", buffering=0) as f:
-        info = os.fstat(fd)
-        _not_regular(source, info.st_mode)
-        if info.st_size > MAX_PLAN_BYTES:
-            raise PlanError(source, [Problem("", f"file is {info.st_size / 1e6:.1f} MB; a plan is at most {MAX_PLAN_BYTES // 2**20} MiB")])
-        data = _read_at_most(f, MAX_PLAN_BYTES + 1)
-    if len(data) > MAX_PLAN_BYTES:
-        raise PlanError(source, [Problem("", f"file is larger than {MAX_PLAN_BYTES // 2**20} MiB; a plan is at most that")])
-    return data
-
-
-def _read_at_most(f: Any, limit: int) -> bytes:
-    """Read until end of file or ``limit`` bytes, whichever comes first."""
-    chunks: list[bytes] = []
-    left = limit
-    while left > 0:
-        chunk = f.read(min(left, 1 << 20))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
 # --------------------------------------------------------------------------- validation
-
-
-class _Checker:
-    """Collects problems while building the plan, so that all are reported together."""
-
-    def __init__(self, source: str, environ: Mapping[str, str]) -> None:
-        self.source = source
-        self.environ = environ
-        self.problems: list[Problem] = []
-        self.zone_known = True
-        self.unset: dict[str, list[str]] = {}  # variable -> the places that use it, in order
-        self._unset_at: dict[str, int] = {}  # variable -> index of its one problem
-        self._unresolved: set[str] = set()  # paths whose value still holds an unset ${NAME}
-
-    def add(self, path: str, message: str) -> None:
-        """Record a problem, unless it is at (or inside) a value whose variable is unset:
-        "'${NEW_IP}' is not a valid IPv4 address" only repeats that NEW_IP is not set."""
-        if not self._follows_unset(path):
-            self.problems.append(Problem(path, message))
-
-    def _follows_unset(self, path: str) -> bool:
-        return any(path == root or path.startswith((f"{root}.", f"{root}[")) for root in self._unresolved)
-
-    def keys(self, mapping: Mapping[Any, Any], allowed: Iterable[str], path: str) -> None:
-        allowed = tuple(allowed)
-        for key in mapping:
-            if key in allowed:
-                continue
-            hint = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-            where = f"{path}.{key}" if path else str(key)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else f" (expected one of: {', '.join(allowed)})"
-            self.add(where, f"unknown key {show(key)}{extra}")
-
-    def mapping(self, value: Any, path: str) -> Mapping[str, Any] | None:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.add(path, f"{show(value)} is not a mapping")
-            return None
-        return value
-
-    def convert(self, value: Any, path: str, parse: Callable[[Any], Any]) -> Any:
-        try:
-            return parse(self.env(value, path))
-        except (ValueError, TypeError) as exc:
-            self.add(path, str(exc))
-            return None
-
-    def env(self, value: Any, path: str) -> Any:
-        """``${NAME}`` substituted; each unset variable is one problem per plan, at its first
-        place, naming the others (a plan using ``${NEW_IP}`` ten times is one mistake)."""
-        result, missing = substitute_tree(value, self.environ, path)
-        for where, name in missing:
-            self._unset_variable(name, where)
-        if missing:
-            self._unresolved.add(path)
-        return result
-
-    def _unset_variable(self, name: str, where: str) -> None:
-        places = self.unset.setdefault(name, [])
-        if where in places:
-            return
-        places.append(where)
-        problem = Problem(places[0], f"environment variable {name} is not set{_also_used(places[1:])}")
-        if name in self._unset_at:
-            self.problems[self._unset_at[name]] = problem
-        else:
-            self._unset_at[name] = len(self.problems)
-            self.problems.append(problem)
-
-
-#: Places named in full in the unset-variable problem; the rest are counted.
-_PLACES_SHOWN = 3
-
-
-def _also_used(places: list[str]) -> str:
-    """`` (also used at a, b and 4 more places)``: bounded, however often a variable is used."""
-    if not places:
-        return ""
-    rest = len(places) - _PLACES_SHOWN
-    named = places[:_PLACES_SHOWN] + ([f"{rest} more place{'s' if rest > 1 else ''}"] if rest > 0 else [])
-    listed = f"{', '.join(named[:-1])} and {named[-1]}" if len(named) > 1 else named[0]
-    return f" (also used at {listed})"
 
 
 def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Plan:
@@ -418,7 +150,7 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Plan:
 
 def build(data: Any, path: Path, environ: Mapping[str, str]) -> Plan:
     """Validate parsed YAML into a ``Plan``."""
-    c = _Checker(str(path), environ)
+    c = Checker(str(path), environ)
     if not isinstance(data, dict):
         what = "is empty" if data is None else f"must be a mapping with 'zone', 'provider' and 'records', not {show(data)}"
         raise PlanError(str(path), [Problem("", f"plan {what}")])
@@ -477,14 +209,14 @@ def zone_name(value: Any) -> str:
     return name.to_text().lower()
 
 
-def _zone(c: _Checker, value: Any) -> str | None:
+def _zone(c: Checker, value: Any) -> str | None:
     if value is None:
         c.add("zone", "missing (expected the zone's name, e.g. example.com)")
         return None
     return c.convert(value, "zone", zone_name)
 
 
-def _provider(c: _Checker, value: Any) -> ProviderConfig | None:
+def _provider(c: Checker, value: Any) -> ProviderConfig | None:
     from providers.registry import available, provider_class
 
     section = c.mapping(value, "provider")
@@ -515,7 +247,7 @@ def _provider(c: _Checker, value: Any) -> ProviderConfig | None:
     return ProviderConfig(ptype, resolved)
 
 
-def _ttl(c: _Checker, value: Any, path: str) -> int | None:
+def _ttl(c: Checker, value: Any, path: str) -> int | None:
     value = c.env(value, path)
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
@@ -528,7 +260,7 @@ def _ttl(c: _Checker, value: Any, path: str) -> int | None:
     return value
 
 
-def _records(c: _Checker, value: Any, zone: str) -> tuple[PlannedRecord, ...]:
+def _records(c: Checker, value: Any, zone: str) -> tuple[PlannedRecord, ...]:
     if value is None or value == []:
         c.add("records", "empty: a plan must name at least one record set to manage")
         return ()
@@ -540,7 +272,7 @@ def _records(c: _Checker, value: Any, zone: str) -> tuple[PlannedRecord, ...]:
     return tuple(out)
 
 
-def _record(c: _Checker, item: Any, i: int, zone: str) -> PlannedRecord | None:
+def _record(c: Checker, item: Any, i: int, zone: str) -> PlannedRecord | None:
     path = f"records[{i}]"
     if not isinstance(item, dict):
         c.add(path, f"{show(item)} is not a mapping with name, type and to")
@@ -566,7 +298,7 @@ def _record(c: _Checker, item: Any, i: int, zone: str) -> PlannedRecord | None:
     return PlannedRecord(name=name, type=rtype, ttl=ttl, to=to, from_=from_, index=i)
 
 
-def _record_name(c: _Checker, value: Any, path: str, zone: str) -> str | None:
+def _record_name(c: Checker, value: Any, path: str, zone: str) -> str | None:
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         c.add(path, f"{show(value)} is not a name (expected '@', a relative name or an absolute one ending in '.')")
         return None
@@ -589,7 +321,7 @@ def _record_name(c: _Checker, value: Any, path: str, zone: str) -> str | None:
     return name
 
 
-def _values(c: _Checker, value: Any, path: str, rtype: str, zone: str) -> tuple[str, ...] | None:
+def _values(c: Checker, value: Any, path: str, rtype: str, zone: str) -> tuple[str, ...] | None:
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         value = [value]
     if value is None:
@@ -635,7 +367,7 @@ def _target_problem(rtype: str, text: str, zone: str) -> str | None:
     return f"{text!r}: the {rtype} target {target} is an IP address; {rtype} must name a host (give the host an A record)"
 
 
-def _check_together(c: _Checker, records: list[PlannedRecord], zone: str) -> None:
+def _check_together(c: Checker, records: list[PlannedRecord], zone: str) -> None:
     """Rules that span record sets: duplicates, CNAME at the apex or beside other data."""
     seen: dict[RecordKey, int] = {}
     types_at: dict[str, list[PlannedRecord]] = {}
@@ -666,7 +398,7 @@ def _check_together(c: _Checker, records: list[PlannedRecord], zone: str) -> Non
             c.add(f"records[{cname.index}]", f"a CNAME at {name} cannot share the name with other data ({others})")
 
 
-def _watch(c: _Checker, section: Mapping[str, Any], base_dir: Path) -> WatchConfig:
+def _watch(c: Checker, section: Mapping[str, Any], base_dir: Path) -> WatchConfig:
     spec = section.get("resolvers", "public")
     try:
         resolvers_mod.resolve_spec(spec, base_dir)
@@ -688,7 +420,7 @@ def _positive_duration(value: Any) -> float:
     return seconds
 
 
-def _retire(c: _Checker, section: Mapping[str, Any], zone: str) -> RetireConfig:
+def _retire(c: Checker, section: Mapping[str, Any], zone: str) -> RetireConfig:
     threshold = c.convert(section.get("threshold", "100%"), "retire.threshold", parse_share)
     period = c.convert(section.get("parallel_period", "7d"), "retire.parallel_period", parse_duration)
     quorum = c.convert(section.get("min_answering", "50%"), "retire.min_answering", parse_quorum)
@@ -704,23 +436,7 @@ def _retire(c: _Checker, section: Mapping[str, Any], zone: str) -> RetireConfig:
     )
 
 
-def parse_quorum(value: Any) -> tuple[float, bool]:
-    """``retire.min_answering``: a count (``3``) or a share (``50%``, ``0.5``); (value, is_count)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{show(value)} is not a count or a share (expected e.g. 3 or 50%)")
-    text = str(value).strip()
-    if text.isdigit():
-        count = int(text)
-        if count < 1:
-            raise ValueError(f"{show(value)} must be at least 1 (or a share such as 50%)")
-        return float(count), True
-    try:
-        return parse_share(value), False
-    except ValueError:
-        raise ValueError(f"{show(value)} is not a count or a share (expected e.g. 3 or 50%)") from None
-
-
-def _ignore(c: _Checker, value: Any, zone: str) -> tuple[RecordKey, ...]:
+def _ignore(c: Checker, value: Any, zone: str) -> tuple[RecordKey, ...]:
     """``retire.ignore``: ``"NAME TYPE"`` entries, names relative to the zone as in ``records``."""
     if not isinstance(value, list):
         c.add("retire.ignore", f"{show(value)} is not a list of 'NAME TYPE' entries (e.g. [legacy-ftp A])")
@@ -740,7 +456,7 @@ def _ignore(c: _Checker, value: Any, zone: str) -> tuple[RecordKey, ...]:
     return tuple(keys)
 
 
-def _verify(c: _Checker, section: Mapping[str, Any]) -> VerifyConfig:
+def _verify(c: Checker, section: Mapping[str, Any]) -> VerifyConfig:
     servers = section.get("nameservers", [])
     if not isinstance(servers, list):
         c.add("verify.nameservers", f"{show(servers)} is not a list of servers")

@@ -69,7 +69,7 @@ import requests
 import yaml
 
 from cutover.errors import DriftError, PartialApplyError, ProviderError, UsageError
-from cutover.plan import substitute_tree
+from cutover.values import substitute_tree
 from cutover.records import Change, RecordKey, RecordSet, in_zone, normalise_value, parse_rdata, relative_name, shorten
 from providers.base import ApplyReceipt, Provider
 from providers.http import ApiClient, ApiError, RetryPolicy

@@ -32,7 +32,7 @@ import dns.rdatatype
 import dns.resolver
 
 from cutover.errors import ProviderError
-from cutover.plan import parse_duration
+from cutover.values import parse_duration
 from cutover.records import Change, RecordKey, RecordSet, index, relative_name
 from cutover.resolvers import parse_address
 from cutover.times import duration

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cutover import plan as planmod
+from cutover import plan as planmod, values
 from cutover.errors import PlanError
 
 GOOD = """
@@ -74,13 +74,13 @@ def test_digest_follows_content(write_plan):
     [("90", 90), (90, 90), ("90s", 90), ("15m", 900), ("48h", 172800), ("7d", 604800), ("2w", 1209600)],
 )
 def test_durations(text, expected):
-    assert planmod.parse_duration(text) == expected
+    assert values.parse_duration(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "soon", "5y", "-5", True, "1.5.2h"])
 def test_bad_durations(text):
     with pytest.raises(ValueError, match="is not a duration"):
-        planmod.parse_duration(text)
+        values.parse_duration(text)
 
 
 def test_every_problem_is_reported_at_once(write_plan):

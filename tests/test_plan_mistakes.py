@@ -13,7 +13,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from cutover import plan as planmod
+from cutover import plan as planmod, planfile
 from cutover.errors import PlanError
 
 HEAD = "zone: example.com\nprovider: {type: rfc2136, server: 127.0.0.1}\n"
@@ -114,7 +114,7 @@ def test_a_socket_and_a_directory_are_refused(tmp_path):
 
 def test_the_read_stops_at_the_limit_whatever_stat_says(monkeypatch):
     """/proc files are regular and report 0 bytes; the read itself must enforce the limit."""
-    monkeypatch.setattr(planmod, "MAX_PLAN_BYTES", 64)
+    monkeypatch.setattr(planfile, "MAX_PLAN_BYTES", 64)
     assert os.stat("/proc/self/maps").st_size == 0
     with pytest.raises(PlanError, match=r"^/proc/self/maps: file is larger than"):
         planmod.load("/proc/self/maps")
@@ -122,7 +122,7 @@ def test_the_read_stops_at_the_limit_whatever_stat_says(monkeypatch):
 
 def test_a_plan_at_the_limit_is_read(tmp_path, monkeypatch):
     body = (HEAD + "records: [{name: www, type: A, to: [192.0.2.1]}]\n").encode()
-    monkeypatch.setattr(planmod, "MAX_PLAN_BYTES", len(body))
+    monkeypatch.setattr(planfile, "MAX_PLAN_BYTES", len(body))
     path = tmp_path / "plan.yaml"
     path.write_bytes(body)
     assert planmod.load(path).records[0].to == ("192.0.2.1",)
