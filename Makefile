@@ -6,7 +6,7 @@
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEBIAN_PACKAGES := bind9 bind9-utils unbound pdns-server pdns-backend-sqlite3 sqlite3 chromium fonts-dejavu-core iproute2
+DEBIAN_PACKAGES := bind9 bind9-utils unbound pdns-server pdns-backend-sqlite3 sqlite3 chromium fonts-dejavu-core iproute2 knot
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test venv debian-packages

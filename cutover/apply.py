@@ -339,7 +339,7 @@ def _after_failure(ctx: Context, run_id: int, error: str) -> None:
 def _verify_run(ctx: Context, run: Run, live: Mapping[RecordKey, RecordSet], notes: list[str]) -> Outcome:
     plan, journal = ctx.plan, ctx.journal
     names = list(plan.verify.nameservers) or ctx.provider.nameservers()
-    servers, unresolved = verify.endpoints(names)
+    servers, unresolved = verify.endpoints(names, zone=plan.zone, live=live)
     wanted = verify.targets(run.landed_changes, verify.negative_ttl(live, plan.zone))
     results = list(unresolved)
     if servers and wanted:

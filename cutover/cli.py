@@ -102,7 +102,8 @@ def context(args: argparse.Namespace, plan: planmod.Plan, out: Output) -> Iterat
     journal = Journal(state_dir(args, plan))
     provider = None
     try:
-        provider = registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings))
+        provider = registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings),
+                                   verify_nameservers=plan.verify.nameservers)
         yield applymod.Context(plan, provider, journal, progress=out.progress)
     finally:
         if provider is not None:
@@ -274,7 +275,8 @@ def watch_setup(plan: planmod.Plan, journal: Journal, resolver_spec: Any, out: O
     """What to watch. The DNS host being down must not stop a watch: without the provider
     the journal still says what changed, and the authoritative servers are then reported
     unreachable in every round (which holds the verdict back), not a reason to exit."""
-    provider = registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings))
+    provider = registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings),
+                               verify_nameservers=plan.verify.nameservers)
     try:
         ctx = applymod.Context(plan, provider, journal, progress=out.progress)
         try:

@@ -97,7 +97,7 @@ def setup(plan: Plan, journal: Journal, live: Mapping[RecordKey, RecordSet], nam
     """Targets and change from the journal (``cutover.history``); resolvers from ``--resolvers``
     or the plan; the zone's servers; records left behind; the delegation's servers."""
     past = history.read(plan, journal, live, verify.negative_ttl(live, plan.zone))
-    servers, _unresolved = verify.endpoints(list(plan.verify.nameservers) or list(nameservers))
+    servers, _unresolved = verify.endpoints(list(plan.verify.nameservers) or list(nameservers), zone=plan.zone, live=live)
     left = leftbehind.find(_landed(past), live, managed=plan.keys, ignore=plan.retire.ignore)
     s = Setup(plan, past.targets, tuple(_resolvers(plan, resolver_spec)), past.change_time, past.change_source,
               tuple(servers), past.agreed_since, tuple(left))

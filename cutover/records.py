@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Literal
+from typing import TYPE_CHECKING, Iterable, Literal
 
 import dns.exception
 import dns.name
@@ -148,8 +148,25 @@ class RecordSet:
 Action = Literal["create", "update", "delete"]
 
 
+class Keyed:
+    """A value identified by a ``RecordKey`` (a change, a watched record): its name and type."""
+
+    if TYPE_CHECKING:  # a dataclass field in one subclass, a property in another
+
+        @property
+        def key(self) -> RecordKey: ...
+
+    @property
+    def name(self) -> str:
+        return self.key[0]
+
+    @property
+    def type(self) -> str:
+        return self.key[1]
+
+
 @dataclass(frozen=True)
-class Change:
+class Change(Keyed):
     """The move of one record set from ``before`` to ``after`` (either may be absent)."""
 
     before: RecordSet | None
@@ -172,14 +189,6 @@ class Change:
         rs = self.after or self.before
         assert rs is not None
         return rs.key
-
-    @property
-    def name(self) -> str:
-        return self.key[0]
-
-    @property
-    def type(self) -> str:
-        return self.key[1]
 
     @property
     def ttl_only(self) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
-from cutover.records import RecordKey
+from cutover.records import Keyed, RecordKey
 from cutover.resolvers import Resolver
 
 #: Answers that say something about the record's data; the share is computed over these.
@@ -48,7 +48,7 @@ EPSILON = 1e-9
 
 
 @dataclass(frozen=True)
-class Target:
+class Target(Keyed):
     """One record set to watch: what "new" and "old" mean for it.
 
     ``new == ()`` means the record set is being deleted (so an empty answer is the new
@@ -66,14 +66,6 @@ class Target:
     old_ttl: int
     old_ttl_source: str = field(default="journal", compare=False)
     recursive: bool = field(default=True, compare=False)
-
-    @property
-    def name(self) -> str:
-        return self.key[0]
-
-    @property
-    def type(self) -> str:
-        return self.key[1]
 
 
 @dataclass(frozen=True)
