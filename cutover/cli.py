@@ -398,11 +398,17 @@ def cmd_demo(args: argparse.Namespace, out: Output) -> int:
     from cutover import demo
 
     view = LiveView(sys.stdout, grid=args.grid, interval=(demo.FAST if args.fast else demo.NORMAL).interval)
-    on_round = out.document if out.json else view.update
+    rounds: list[dict[str, Any]] = []
+    on_round = rounds.append if out.json else view.update
     try:  # the narration goes on below the last panel, so closing does not redraw it
-        result = demo.run(Path(args.dir) if args.dir else None, fast=args.fast, show=out.text, on_round=on_round)
+        result = demo.run(Path(args.dir) if args.dir else None, fast=args.fast, show=out.text, on_round=on_round,
+                          state=Path(args.state) if args.state else None,
+                          sleep=time.sleep if out.json else view.sleep)
     finally:
         view.close()
+    if out.json:  # one document, as every command gives: the story's outcome and its rounds
+        out.document({"outcome": result["outcome"], "rounds": rounds, "verdict": result["last_round"]["verdict"],
+                      "diff_after": result["diff_after"]})
     return 0 if result["last_round"]["verdict"]["retire"] else 1
 
 

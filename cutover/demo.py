@@ -93,8 +93,11 @@ def plan_document(sandbox: Sandbox, t: Timing) -> dict[str, Any]:
 
 
 def run(directory: Path | None, *, fast: bool, show: Callable[[str], None],
-        on_round: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """The whole story. ``show`` gets narration and tables, ``on_round`` each watch round."""
+        on_round: Callable[[dict[str, Any]], None], state: Path | None = None,
+        sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """The whole story. ``show`` gets narration and tables, ``on_round`` each watch round;
+    ``state`` is the journal's directory (default ``.cutover/`` in the demo's folder) and
+    ``sleep`` the pause between rounds (the live view counts it down)."""
     t = FAST if fast else NORMAL
     with ExitStack() as stack:
         if directory is None:
@@ -106,14 +109,14 @@ def run(directory: Path | None, *, fast: bool, show: Callable[[str], None],
         show(f"Sandbox: {ZONE} served at {sandbox.provider_settings()['server']}, "
              f"{len(sandbox.resolvers)} caching resolvers on loopback. Plan: {plan_path}")
         plan = planmod.load(plan_path)
-        journal = stack.enter_context(closing(Journal(directory / ".cutover")))
+        journal = stack.enter_context(closing(Journal(state or directory / ".cutover")))
         provider = stack.enter_context(closing(registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings))))
         ctx = applymod.Context(plan, provider, journal, progress=lambda m: show(f"... {m}"))
-        return _story(ctx, sandbox, t, show, on_round)
+        return _story(ctx, sandbox, t, show, on_round, sleep)
 
 
 def _story(ctx: applymod.Context, sandbox: Sandbox, t: Timing, show: Callable[[str], None],
-           on_round: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+           on_round: Callable[[dict[str, Any]], None], sleep: Callable[[float], None]) -> dict[str, Any]:
     started = time.monotonic()
     for name in ("@", "www", "mail"):
         sandbox.warm(name, "A")
@@ -141,7 +144,7 @@ def _story(ctx: applymod.Context, sandbox: Sandbox, t: Timing, show: Callable[[s
     watches = [(monitor.setup(ctx.plan, ctx.journal, live, []), ctx.journal)]
     last: dict[str, Any] = {}
     stale: set[str] = set()
-    for doc in monitor.rounds(watches):
+    for doc in monitor.rounds(watches, sleep=sleep):
         last = doc
         stale |= {a["resolver"] for rec in doc["records"] for a in rec["answers"] if a.get("stale")}
         on_round(doc)

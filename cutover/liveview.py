@@ -115,8 +115,24 @@ def clip(text: str, width: int, ellipsis: str = "…") -> str:
         out.append(text[pos])
         used += w
         pos += 1
-    tail = ellipsis[: max(0, width - used)]
-    return "".join(out) + tail + (_RESET if "\x1b[" in text else "")
+    kept = "".join(out).rstrip(" ")
+    tail = ellipsis[: max(0, width - cells(kept))]
+    return kept + tail + (_RESET if "\x1b[" in text else "")
+
+
+def clip_middle(text: str, width: int, ellipsis: str = "…") -> str:
+    """A plain name cut in the middle: both ends of ``resolver-7-frankfurt`` or
+    ``shop.eu-west-1.internal`` tell names apart better than either end alone."""
+    if cells(text) <= width:
+        return text
+    room = max(0, width - cells(ellipsis))
+    head = clip(text, (room + 1) // 2 + cells(ellipsis), ellipsis)
+    tail, used = "", 0
+    for ch in reversed(text):
+        if used + _char_cells(ch) > room // 2:
+            break
+        tail, used = ch + tail, used + _char_cells(ch)
+    return clip(head + tail, width, ellipsis)
 
 
 def fold(text: str, width: int, first: str, rest: str, max_lines: int, ellipsis: str = "…") -> list[str]:
@@ -152,7 +168,7 @@ class Column:
     header: str
     cells: Sequence[str]
     right: bool = False
-    flex: bool = False
+    flex: bool = False  # a name: narrowed (cut in the middle) before any column is dropped
     min_width: int = 6
 
     @property
@@ -177,7 +193,8 @@ def table(columns: Sequence[Column], width: int, *, drop: Sequence[int] = (), in
     for row in rows:
         parts = []
         for i in keep:
-            cell = clip(row[i], widths[i], ellipsis)
+            cut = clip_middle if columns[i].flex and "\x1b[" not in row[i] else clip
+            cell = cut(row[i], widths[i], ellipsis)
             pad = " " * (widths[i] - cells(cell))
             parts.append(pad + cell if columns[i].right else cell + pad)
         lines.append(clip((indent + "  ".join(parts)).rstrip(" "), width, ellipsis))
@@ -253,9 +270,6 @@ class Panel:
             out += [Block([""]), *self._grid(doc, zone)]
         return out
 
-    def lines(self, doc: Mapping[str, Any], now: datetime) -> list[str]:
-        return [line for b in self.blocks(doc, now) for line in b.lines]
-
     def _header(self, doc: Mapping[str, Any], zone: str) -> str:
         when = iso(parse_iso(doc["time"])) if doc.get("time") else "?"
         text = f"cutover watch - round {doc['round']} at {when}" + (f" - {zone.rstrip('.')}" if zone else "")
@@ -274,7 +288,11 @@ class Panel:
         order = ("filtered", "filt", "other", "oth")  # what gives way when even short names do not fit
         drop = sorted((i for i, c in enumerate(columns) if c.header in order), key=lambda i: order.index(columns[i].header))
         lines, _ = table(columns, self.width, drop=drop, ellipsis=self.ellipsis)
-        return [Block(lines[:1]), Block(lines[1:], elastic="records")]
+        out = [Block(lines[:1]), Block(lines[1:], elastic="records")]
+        if not all(r.get("resolvers_asked", True) for r in records):
+            note = "- : asked only of the authoritative servers, never of resolvers"
+            out.append(Block([self._paint(clip("  " + note, self.width, self.ellipsis), _DIM)]))
+        return out
 
     def _count_columns(self, records: Sequence[Mapping[str, Any]], zone: str) -> list[Column]:
         short = self.compact
@@ -300,7 +318,7 @@ class Panel:
         if not rec.get("resolvers_asked", True):  # asked only of the authoritative servers
             return self._paint(clip("authoritative only" if inner >= 18 else "auth only", inner + 2, ""), _DIM)
         progress = 1.0 if threshold <= 0 else min(1.0, (rec["share"] or 0.0) / threshold)
-        filled = int(round(progress * inner))
+        filled = round(progress * inner)
         return "[" + self._paint("#" * filled + "." * (inner - filled), _GREEN if progress >= 1.0 else _YELLOW) + "]"
 
     def _authoritative(self, rec: Mapping[str, Any]) -> str:
@@ -335,17 +353,18 @@ class Panel:
         return f"holds at {cond['at']} ({duration(left)} left)" if left > 0 else f"holds at {cond['at']} (due now)"
 
     def _verdict(self, doc: Mapping[str, Any], now: datetime) -> list[str]:
+        """The line an operator acts on, naming what is switched off (``verdict.retiring``)."""
         verdict = doc["verdict"]
+        what = ", ".join(verdict.get("retiring") or []) or "the old server"
         if verdict["retire"]:
-            gone = retiring(doc)
-            text = "the old server can be retired" + (f": {', '.join(gone)} can be switched off" if gone else "")
-            return [self._paint(line, _BOLD + _GREEN) for line in fold(text, self.width, "  verdict: ", " " * 11, 2, self.ellipsis)]
-        labels = COMPACT_LABEL if self.compact else CONDITION_LABEL
-        missing = ", ".join(labels.get(m, m) for m in verdict["missing"])
-        earliest = verdict.get("earliest")
-        when = f"{earliest} ({duration((parse_iso(earliest) - now).total_seconds())} left)" if earliest else "not known yet"
-        text = f"not yet - waiting for {missing}; earliest {when}"
-        return [self._paint(line, _BOLD) for line in fold(text, self.width, "  verdict: ", " " * 11, 2, self.ellipsis)]
+            text, code = f"{what} can be switched off", _BOLD + _GREEN
+        else:
+            labels = COMPACT_LABEL if self.compact else CONDITION_LABEL
+            missing = ", ".join(labels.get(m, m) for m in verdict["missing"])
+            earliest = verdict.get("earliest")
+            when = f"{earliest} ({duration((parse_iso(earliest) - now).total_seconds())} left)" if earliest else "not known yet"
+            text, code = f"keep {what} running - waiting for {missing}; earliest {when}", _BOLD
+        return [self._paint(line, code) for line in fold(text, self.width, "  verdict: ", " " * 11, 2, self.ellipsis)]
 
     def _grid(self, doc: Mapping[str, Any], zone: str) -> list[Block]:
         """Resolvers down, records across, one letter per answer (see ``STATE_MARK``)."""
@@ -355,7 +374,7 @@ class Panel:
             for a in rec["answers"]:
                 marks.setdefault(a["resolver"], {})[i] = STATE_MARK.get(a["state"], "E") + ("!" if a.get("stale") else "")
         names = list(marks)
-        columns = [Column("resolver", names, flex=True, min_width=10)]
+        columns = [Column("resolver", names, flex=True, min_width=16)]
         columns += [Column(clip(f"{relative(r['name'], zone)} {r['type']}", 12, self.ellipsis),
                            [marks[n].get(i, "") for n in names]) for i, r in enumerate(records)]
         lines, dropped = table(columns, self.width, drop=range(len(columns) - 1, 0, -1), ellipsis=self.ellipsis)
@@ -366,13 +385,6 @@ class Panel:
 
     def _paint(self, text: str, code: str) -> str:
         return f"{code}{text}{_RESET}" if self.color and code else text
-
-
-def retiring(doc: Mapping[str, Any]) -> list[str]:
-    """The addresses the verdict lets go: old A/AAAA data that no record's new data keeps."""
-    old = {v for r in doc["records"] if r["type"] in ("A", "AAAA") for v in r.get("old", [])}
-    kept = {v for r in doc["records"] if r["type"] in ("A", "AAAA") for v in r.get("new", [])}
-    return sorted(old - kept)
 
 
 # --------------------------------------------------------------------------- redrawing
@@ -495,10 +507,12 @@ class LiveView:
             blocks += ([Block([""])] if i else []) + panel.blocks(doc, now)
         footer = [self._paint_dim(line) for line in self._footer(now, width)]
         if not footer:
-            return fit_height(blocks, height, self.ellipsis)
-        if height <= len(footer) + 1:
-            return footer[:height]
-        return fit_height(blocks, height - len(footer) - 1, self.ellipsis) + [""] + footer
+            lines = fit_height(blocks, height, self.ellipsis)
+        elif height <= len(footer) + 1:
+            lines = footer[:height]
+        else:
+            lines = fit_height(blocks, height - len(footer) - 1, self.ellipsis) + [""] + footer
+        return [clip(line, width, self.ellipsis) for line in lines]  # whatever was missed above
 
     def _footer(self, now: datetime, width: int) -> list[str]:
         """When the next round starts and how to stop, or why no round follows."""

@@ -17,8 +17,22 @@ from typing import Any
 import pyte
 import pytest
 
-from cutover.liveview import (STOP_HINT, Block, LiveView, Panel, cells, clip, erase, fit_height, fold, redraw,
-                              render_round_line, rows_of, visible)
+from cutover.liveview import (
+    STOP_HINT,
+    Block,
+    LiveView,
+    Panel,
+    cells,
+    clip,
+    clip_middle,
+    erase,
+    fit_height,
+    fold,
+    redraw,
+    render_round_line,
+    rows_of,
+    visible,
+)
 from cutover.observe.types import Answer, Round, Target
 from cutover.records import normalise_values
 from cutover.resolvers import Resolver
@@ -69,7 +83,7 @@ def busy_doc(n_resolvers: int = 30, n_records: int = 4) -> dict[str, Any]:
     verdict["notes"] = ["the old host still serves the zone and may teach resolvers the old delegation " * 3]
     for cond in verdict["conditions"]:
         if cond["name"] == "left_behind":
-            cond.update(met=False, reason="3 record set(s) still point at the old server: " + "; ".join(
+            cond.update(met=False, at=None, reason="3 record set(s) still point at the old server: " + "; ".join(
                 f"legacy-{i}.example.com. A 198.51.100.10" for i in range(12)))
     return doc
 
@@ -91,9 +105,14 @@ def draw(doc: dict[str, Any], columns: int, rows: int = 40, **kw: Any) -> tuple[
     return view, out
 
 
+def on_a_tty(text: str) -> str:
+    """What reaches the screen: the terminal driver turns each newline into CR LF."""
+    return text.replace("\n", "\r\n")
+
+
 def screen_of(text: str, columns: int, rows: int = 40) -> list[str]:
     screen = pyte.Screen(columns, rows)
-    pyte.Stream(screen).feed(text)
+    pyte.Stream(screen).feed(on_a_tty(text))
     return [line.rstrip() for line in screen.display]
 
 
@@ -131,7 +150,7 @@ def test_on_a_pipe_one_line_per_round_and_sleep_just_pauses():
 @pytest.mark.parametrize("columns", [80, 160, 100, 60, 40])
 @pytest.mark.parametrize("grid", [False, True])
 def test_no_line_is_wider_than_the_terminal(columns, grid):
-    view, out = draw(busy_doc(), columns, grid=grid, color=True)
+    _, out = draw(busy_doc(), columns, grid=grid, color=True)
     text = out.getvalue()
     lines = [visible(line) for line in text.split("\n")]
     assert max(cells(line) for line in lines) <= columns - 1  # the last column stays free: nothing wraps
@@ -150,7 +169,16 @@ def test_compact_layout_under_100_columns_and_wide_above():
     header_160 = next(line for line in frame_lines(wide) if line.startswith("  record"))
     assert "oth" in header_80.split() and "auth" in header_80.split() and "authoritative" not in header_80
     assert "other" in header_160.split() and "authoritative" in header_160.split() and "toward 100%" in header_160
-    assert "authoritative servers" in wide.getvalue() and "authoritative servers" not in narrow.getvalue()
+    assert any(line.startswith("  ok   authoritative servers all") for line in frame_lines(wide))
+    assert any(line.startswith("  ok   authoritative   all") for line in frame_lines(narrow))
+
+
+def test_wide_panel_has_the_full_bar_and_the_grid_marks_stale_answers():
+    _, out = draw(sample_doc(), 160, grid=True, color=False)
+    rows = frame_lines(out)
+    assert any(line.startswith("  www.example.com.  A ") and "66.7%  [################........]" in line for line in rows)
+    assert any(line.startswith("  resolver-1-of-a-public-list") and line.endswith("O!") for line in rows)
+    assert any(line.startswith("  N new  O old") for line in rows)
 
 
 def test_names_are_relative_to_the_zone_and_long_ones_end_in_an_ellipsis():
@@ -164,10 +192,14 @@ def test_names_are_relative_to_the_zone_and_long_ones_end_in_an_ellipsis():
 
 
 def test_a_record_asked_only_of_the_authoritative_servers_shows_no_counts():
-    for columns, text in ((160, "authoritative only"), (80, "auth only")):
+    for columns in (160, 80):
         _, out = draw(busy_doc(), columns)
-        ns_row = next(line for line in frame_lines(out) if line.startswith("  @ ") and " NS " in line)
-        assert text in ns_row and ns_row.split()[2:5] == ["-", "-", "-"] and "all new" in ns_row
+        rows = frame_lines(out)
+        ns_row = next(line for line in rows if line.startswith("  @ ") and " NS " in line)
+        assert ns_row.split()[2:5] == ["-", "-", "-"] and ns_row.endswith("all new")
+        assert "  - : asked only of the authoritative servers, never of resolvers" in rows
+    _, wide = draw(busy_doc(), 160)
+    assert "authoritative only" in next(line for line in frame_lines(wide) if " NS " in line)  # where the bar would be
 
 
 def test_conditions_notes_and_verdict_are_shown_folded_and_cut():
@@ -177,13 +209,15 @@ def test_conditions_notes_and_verdict_are_shown_folded_and_cut():
     assert left and rows[left[0]].lstrip().startswith("wait")
     assert rows[left[0] + 1].startswith(" " * 20) and rows[left[0] + 1].endswith("…")  # a second line, then cut
     assert any(line.startswith("  note: the old host still serves") for line in rows)
-    assert any(line.startswith("  verdict: not yet - waiting for propagation") for line in rows)
+    assert any(line.startswith("  verdict: keep the old server running - waiting for propagation") for line in rows)
     assert any("holds at 2024-05-02T12:00:00Z (23h29m left)" in line for line in rows)  # counts down live
 
 
-def test_the_verdict_names_the_addresses_that_can_be_switched_off():
-    _, out = draw(sample_doc(retire=True), 80, color=False)
-    assert "verdict: the old server can be retired: 198.51.100.10 can be switched off" in out.getvalue()
+def test_the_verdict_names_what_is_switched_off():
+    doc = sample_doc(retire=True)
+    doc["verdict"]["retiring"] = ["198.51.100.10"]
+    _, out = draw(doc, 80, color=False)
+    assert "  verdict: 198.51.100.10 can be switched off" in frame_lines(out)
     assert "the verdict is reached: no more rounds" in out.getvalue()
     assert STOP_HINT not in out.getvalue()
 
@@ -200,7 +234,9 @@ def test_a_short_terminal_hides_rows_and_says_so_but_keeps_the_verdict():
 def test_the_grid_drops_record_columns_that_do_not_fit():
     _, out = draw(busy_doc(n_resolvers=3, n_records=12), 80, grid=True)
     assert "more record(s) not shown (a wider terminal shows them)" in out.getvalue()
-    assert "O" in out.getvalue().split("  resolver")[1]
+    rows = frame_lines(out)
+    header = rows.index(next(line for line in rows if line.startswith("  resolver ")))
+    assert rows[header + 1].startswith("  resolver-0…blic-list") and "O" in rows[header + 1].split()[1:]
 
 
 def test_footer_counts_down_and_says_how_to_stop():
@@ -215,7 +251,7 @@ def test_footer_counts_down_and_says_how_to_stop():
 
 def test_colour_only_when_asked():
     _, out = draw(sample_doc(retire=True), 80, color=True)
-    assert "\x1b[32m" in out.getvalue() and "can be retired" in out.getvalue()
+    assert "\x1b[32m" in out.getvalue() and "can be switched off" in out.getvalue()
     _, plain = draw(sample_doc(retire=True), 80, color=False)
     assert "\x1b[3" not in plain.getvalue() and "\x1b[1m" not in plain.getvalue()
 
@@ -225,6 +261,7 @@ def test_text_helpers():
     painted = "\x1b[32m" + "x" * 10 + "\x1b[0m"
     assert cells(clip(painted, 5)) == 5 and clip(painted, 5).endswith("\x1b[0m")  # colour cannot leak
     assert cells("日本") == 4 and cells(clip("日本語です", 5)) <= 5
+    assert clip_middle("resolver-7-frankfurt", 11) == "resol…kfurt" and clip_middle("short", 11) == "short"
     assert fold("one two three four five", 12, "> ", "  ", 2) == ["> one two", "  three fou…"]
     assert fit_height([Block(["h"]), Block([f"r{i}" for i in range(10)], "records"), Block(["v"])], 5) == \
         ["h", "r0", "r1", "  … 8 more records (a taller terminal shows them)", "v"]
@@ -246,13 +283,13 @@ def test_rows_are_counted_on_the_screen_not_in_the_text():
 def test_each_redraw_goes_back_exactly_the_rows_it_drew():
     view, out = draw(busy_doc(), 80, grid=True)
     first = out.getvalue()
-    assert not first.startswith("\x1b[")  # nothing to erase yet
+    assert first.startswith("\x1b[1mcutover watch")  # nothing to erase yet
     view.update(sample_doc(zone=ZONE))  # a shorter panel replaces a taller one
     second = out.getvalue()[len(first):]
     assert second.startswith(f"\x1b[{first.count(chr(10))}A\r")
-    screen = screen_of("narration above\n" + out.getvalue(), 80)
+    screen = screen_of("narration above\n" + out.getvalue(), 80, rows=60)  # room for both on this screen
     assert screen[0] == "narration above" and sum("cutover watch - round" in row for row in screen) == 1
-    assert not any("resolver-" in row for row in screen)  # nothing of the taller grid is left behind
+    assert not any("host-3" in row or "resolver-29" in row for row in screen)  # nothing of the taller panel is left
 
 
 def test_several_zones_keep_one_panel_each():
@@ -272,13 +309,13 @@ def test_a_narrower_terminal_gets_a_clean_screen():
     view.update(busy_doc())
     screen = pyte.Screen(160, 40)
     stream = pyte.Stream(screen)
-    stream.feed(out.getvalue())
+    stream.feed(on_a_tty(out.getvalue()))
     mark = len(out.getvalue())
     size[0] = 80
     screen.resize(40, 80)
     view.tick()
     assert out.getvalue()[mark:].startswith("\x1b[H\x1b[2J")
-    stream.feed(out.getvalue()[mark:])
+    stream.feed(on_a_tty(out.getvalue()[mark:]))
     assert sum("round 12" in row for row in screen.display) == 1
     assert all(row[79:].strip() == "" for row in screen.display)
 
@@ -301,8 +338,8 @@ def test_sleep_redraws_the_countdown_every_second_and_at_once_on_a_resize():
     view.sleep(3.0)
     assert sum(paused) == pytest.approx(3.0) and max(paused) <= 0.25
     frames = out.getvalue().split("\x1b[J")[:-1]
-    assert len(frames) == 1 + 1 + 3  # the round, the resize, a tick each second
-    assert "next round in 7s" in frames[-1]
+    assert len(frames) == 1 + 1 + 2  # the round, the resize (after 0.25s), a second after each redraw
+    assert "next round in 8s" in frames[-1]  # 2.25s after a round due in 10s
     view.close("stopped; the journal keeps every round")
     assert frame_lines(out)[-1] == "stopped; the journal keeps every round"
     assert signal.getsignal(signal.SIGWINCH) == before

@@ -6,7 +6,6 @@ CNAME, negative-TTL and authoritative rules are checked without a network.
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -16,7 +15,6 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from cutover.liveview import LiveView, render_round_line
 from cutover.records import normalise_values
 from cutover.resolvers import Resolver
 from cutover.observe.authoritative import all_new, views
@@ -309,58 +307,6 @@ def test_round_document_share_is_zero_not_null_when_nobody_answered():
     assert rec["share"] == 0.0 and rec["answering"] == 0
 
 
-# --------------------------------------------------------------------------- what a person sees
-
-
-def sample_doc(retire=False):
-    rnd = sample_round()
-    now = rnd.time if not retire else T0 + timedelta(days=2)
-    return round_doc(rnd, [UPDATE], change=T0, now=now, threshold=0.5 if retire else 1.0, period=86400)
-
-
-def test_round_line_is_one_line_with_counts_and_verdict():
-    line = render_round_line(sample_doc())
-    assert "\n" not in line
-    assert "round 7" in line and "www.example.com. A 2/3 new (66.7%)" in line and "old 1" in line and "error 1" in line
-    assert "not yet" in line and "propagation" in line
-    assert "retire: yes" in render_round_line(sample_doc(retire=True))
-
-
-def test_liveview_on_a_pipe_writes_one_line_per_round():
-    out = io.StringIO()
-    view = LiveView(out)
-    view.update(sample_doc())
-    view.update(sample_doc())
-    assert out.getvalue().count("\n") == 2 and "\x1b" not in out.getvalue()
-
-
-class FakeTTY(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_liveview_on_a_terminal_redraws_in_place():
-    out = FakeTTY()
-    view = LiveView(out, grid=True, color=False)
-    doc = sample_doc()
-    view.update(doc, now=T0 + timedelta(minutes=30))
-    first = out.getvalue()
-    assert "\x1b[" not in first  # nothing to erase yet
-    assert "www.example.com. A" in first and "66.7%" in first and "toward 100%" in first
-    assert "[################........]" in first  # 2/3 of the way to 100%
-    assert "holds at 2024-05-02T12:00:00Z (23h30m left)" in first  # parallel period: 1 day after T0, seen at T0+30m
-    assert "O!" in first  # the grid marks the stale resolver
-    view.update(doc, now=T0 + timedelta(minutes=30))
-    second = out.getvalue()[len(first):]
-    assert second.startswith(f"\x1b[{first.count(chr(10))}F\x1b[J")
-
-
-def test_liveview_colour_only_when_asked():
-    out = FakeTTY()
-    LiveView(out, color=True).update(sample_doc(retire=True), now=T0 + timedelta(days=2))
-    assert "\x1b[32m" in out.getvalue() and "can be retired" in out.getvalue()
-
-
 def test_read_authoritative_negative_answer_also_needs_aa():
     r = response(DELETE, NXDOMAIN, authority=[SOA])
     assert read_response(DELETE, AUTH, r).state == "error"
@@ -377,15 +323,3 @@ def test_query_round_edges():
     assert asyncio.run(query_round([UPDATE], [], timeout=1.0)) == []
     with pytest.raises(ValueError):
         asyncio.run(query_round([UPDATE], [PLAIN], timeout=0))
-
-
-def test_liveview_keeps_one_panel_per_zone():
-    out = FakeTTY()
-    view = LiveView(out, color=False)
-    a, b = dict(sample_doc(), zone="a.example."), dict(sample_doc(), zone="b.example.")
-    view.update(a, now=T0)
-    one_panel = out.getvalue().count("\n")
-    view.update(b, now=T0)
-    redraw = out.getvalue()[len(out.getvalue()) - len(out.getvalue().split("\x1b[J")[-1]):]
-    assert redraw.count("cutover watch - round") == 2  # both zones' panels, not just the last one
-    assert redraw.count("\n") == 2 * one_panel + 1

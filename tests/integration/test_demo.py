@@ -10,11 +10,15 @@ import yaml
 
 
 def test_demo_runs_the_whole_cutover(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "cutover", "demo", "--fast", "--dir", str(tmp_path), "--format", "json"],
-                            capture_output=True, text=True, timeout=180)
+    state = tmp_path / "journal"
+    result = subprocess.run([sys.executable, "-m", "cutover", "demo", "--fast", "--dir", str(tmp_path), "--format", "json",
+                             "--state", str(state)], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
-    rounds = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(rounds) >= 2
+    (doc,) = [json.loads(line) for line in result.stdout.splitlines()]  # one document, as every command gives
+    assert doc["schema"] == 2 and doc["outcome"]["status"] == "verified"
+    rounds = doc["rounds"]
+    assert len(rounds) >= 2 and doc["verdict"] == rounds[-1]["verdict"]
+    assert (state / "journal.sqlite3").exists() and not (tmp_path / ".cutover").exists()  # --state is honoured
     first, last = rounds[0], rounds[-1]
     assert any(r["counts"]["old"] > 0 for r in first["records"])  # caches still held the old answer
     assert all(r["counts"]["error"] >= 1 for r in first["records"])  # the broken resolver is reported
@@ -22,8 +26,8 @@ def test_demo_runs_the_whole_cutover(tmp_path):
     plan = yaml.safe_load((tmp_path / "demo-plan.yaml").read_text())
     assert plan["provider"]["type"] == "sandbox" and len(plan["records"]) == 3
 
-    status = subprocess.run([sys.executable, "-m", "cutover", "status", str(tmp_path / "demo-plan.yaml"), "--format", "json"],
-                            capture_output=True, text=True, timeout=60)
+    status = subprocess.run([sys.executable, "-m", "cutover", "status", str(tmp_path / "demo-plan.yaml"), "--format", "json",
+                             "--state", str(state)], capture_output=True, text=True, timeout=60)
     runs = json.loads(status.stdout)["plans"][0]["runs"]
     assert [(r["kind"], r["status"]) for r in runs] == [("prepare", "insync"), ("apply", "verified")]
 
