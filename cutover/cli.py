@@ -450,13 +450,20 @@ def _interrupted(command: str) -> str:
 
 def _force_before_plans(raw: list[str]) -> list[str]:
     """``apply --force plan.yaml`` means every guard, not a guard named plan.yaml: a bare
-    ``--force`` followed by something that is not a guard's name takes no value."""
+    ``--force`` followed by a plan file takes no value (a misspelt guard is still refused)."""
     out = []
     for i, arg in enumerate(raw):
-        following = raw[i + 1] if i + 1 < len(raw) else None
-        bare = arg == "--force" and following is not None and following not in ("all", *guards.GUARDS)
-        out.append("--force=all" if bare and not following.startswith("-") else arg)
+        following = raw[i + 1] if i + 1 < len(raw) else ""
+        plan_next = following.endswith((".yaml", ".yml")) or "/" in following or _is_file(following)
+        out.append("--force=all" if arg == "--force" and following and plan_next else arg)
     return out
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long, a NUL byte: not a plan file anyway
+        return False
 
 
 class BadArguments(Exception):

@@ -194,7 +194,8 @@ def test_state_directory_that_is_a_file_is_a_clear_error(world, tmp_path):
     _, plan, _ = world
     (tmp_path / "blocked").write_text("not a directory")
     result = cutover("apply", str(plan), "--yes", "--state", str(tmp_path / "blocked"), cwd=tmp_path)
-    assert result.returncode == 2 and "cannot use the journal" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "is a file, not a directory; move the file away or give --state another directory" in result.stderr
 
 
 def test_two_processes_on_one_state(world, tmp_path):

@@ -51,8 +51,8 @@ def runs(api: FakeCloudflare, plan: Path, cwd: Path) -> list[dict]:
     return json.loads(result.stdout)["plans"][0]["runs"]
 
 
-def apply(api: FakeCloudflare, plan: Path, cwd: Path) -> subprocess.CompletedProcess:
-    return cutover(api, "apply", str(plan), "--yes", "--no-verify", cwd=cwd)
+def apply(api: FakeCloudflare, plan: Path, cwd: Path, *extra: str) -> subprocess.CompletedProcess:
+    return cutover(api, "apply", str(plan), "--yes", "--no-verify", *extra, cwd=cwd)
 
 
 def test_throttled_batch_is_retried_and_lands_once(world, tmp_path):
@@ -109,7 +109,9 @@ def test_rejected_batch_changes_nothing(world, tmp_path):
     doc["records"].append({"name": "host1", "type": "CNAME", "to": ["elsewhere.example.net."]})  # beside host1's A
     doc["safety"] = {"max_change_share": "100%"}
     plan.write_text(yaml.safe_dump(doc))
-    result = apply(api, plan, tmp_path)
+    refused = apply(api, plan, tmp_path)
+    assert refused.returncode == 2 and "conflict: host1 CNAME" in refused.stderr  # cutover sees the clash first
+    result = apply(api, plan, tmp_path, "--force", "conflict")  # the API then rejects the whole batch
     assert result.returncode == 3 and "Traceback" not in result.stderr
     assert www(api, zone_id) == {"192.0.2.10"}
     [run] = runs(api, plan, tmp_path)

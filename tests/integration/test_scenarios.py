@@ -156,11 +156,12 @@ def test_rollback_in_the_middle_of_propagation_brings_the_old_answers_back(tmp_p
     assert middle["verdict"]["retire"] is False
 
     rolled = json.loads(op("rollback", "--yes", "--format", "json").stdout)["plans"][0]
-    assert rolled["kind"] == "rollback" and rolled["status"] == "verified"
+    assert rolled["kind"] == "rollback" and rolled["status"] == "verified" and rolled["retiring"] == [NEW]
     assert bind.values(f"www.{ZONE}", "A") == {OLD} and bind.values(ZONE, "A") == {OLD}
 
     back = op.rounds()[-1]  # watching the rollback: "new" is now the original answer
     assert back["verdict"]["retire"] is True
+    assert back["verdict"]["retiring"] == [NEW] and back["verdict"]["headline"] == f"{NEW} can be switched off"
     for rec in back["records"]:
         assert rec["new"] == [OLD] and rec["old"] == [NEW] and rec["counts"]["new"] == 2
     for r in resolvers:
