@@ -14,23 +14,19 @@ import resource
 import signal
 import sys
 import time
-import traceback
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn, Sequence
-
-import dns.exception
 
 from cutover import __version__, apply as applymod, export as exportmod, monitor, notify as notifymod, plan as planmod, render
 from cutover import guards, times
 from cutover import report as reportmod, report_html
-from cutover.errors import CutoverError, GuardError, PlanError, ProviderError, UsageError
+from cutover.diff import ZoneDiff
+from cutover.errors import CutoverError, GuardError, ProviderError, UsageError
 from cutover.journal import Journal
 from cutover.liveview import LiveView
-from providers import registry
-
-STATE_DIR = ".cutover"
+from cutover.session import Failure, Session, explain, load_plans
 #: Version of the JSON documents' shapes, in every document as ``schema``: 2 since the
 #: verdict gained authoritative agreement, quorum and records left behind.
 SCHEMA_VERSION = 2
@@ -80,71 +76,11 @@ class Output:
         print(f"cutover: {message}", file=sys.stderr, flush=True)
 
 
-def state_dir(args: argparse.Namespace, plan: planmod.Plan) -> Path:
-    return Path(args.state) if args.state else plan.path.parent / STATE_DIR
-
-
-def load_plans(paths: Sequence[str]) -> list[planmod.Plan]:
-    """Every plan, validated before any provider is contacted; all problems at once."""
-    plans, problems = [], []
-    for path in paths:
-        try:
-            plans.append(planmod.load(path))
-        except PlanError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise UsageError("\n".join(problems)) from None
-    return plans
-
-
 @contextmanager
-def context(args: argparse.Namespace, plan: planmod.Plan, out: Output) -> Iterator[applymod.Context]:
-    journal = Journal(state_dir(args, plan))
-    provider = None
-    try:
-        provider = registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings),
-                                   verify_nameservers=plan.verify.nameservers)
-        yield applymod.Context(plan, provider, journal, progress=out.progress)
-    finally:
-        if provider is not None:
-            provider.close()
-        journal.close()
-
-
-@dataclass(frozen=True)
-class Failure:
-    plan: planmod.Plan
-    message: str
-    exit_code: int
-
-    def as_dict(self) -> dict:
-        return {"plan": str(self.plan.path), "zone": self.plan.zone, "error": self.message, "exit_code": self.exit_code}
-
-
-def explain(exc: Exception) -> tuple[str, int]:
-    """The one-line message and exit code for any failure: ours, the network's, or a bug."""
-    if isinstance(exc, CutoverError):
-        return str(exc), exc.exit_code
-    if isinstance(exc, (OSError, dns.exception.DNSException)):
-        return f"network or system failure: {type(exc).__name__}: {exc}", ProviderError.exit_code
-    if os.environ.get("CUTOVER_DEBUG"):
-        traceback.print_exception(exc)
-    return f"unexpected error: {type(exc).__name__}: {exc} (CUTOVER_DEBUG=1 shows the traceback)", ProviderError.exit_code
-
-
-def per_plan(plans: Sequence[planmod.Plan], out: Output, fn: Callable[[planmod.Plan], Any]) -> tuple[list[Any], int]:
-    """Run ``fn`` for each plan; one zone failing, whatever the failure, does not stop the others."""
-    results: list[Any] = []
-    worst = 0
-    for plan in plans:
-        try:
-            results.append(fn(plan))
-        except Exception as exc:  # noqa: BLE001 - each zone is its own unit; explain() keeps bugs visible
-            message, code = explain(exc)
-            out.error(message)
-            results.append(Failure(plan, message, code))
-            worst = max(worst, code)
-    return results, worst
+def session(args: argparse.Namespace, out: Output) -> Iterator[Session]:
+    with Session(state=Path(args.state) if getattr(args, "state", None) else None,
+                 progress=out.progress, warn=out.error) as s:
+        yield s
 
 
 # ---------------------------------------------------------------------- commands
@@ -152,12 +88,8 @@ def per_plan(plans: Sequence[planmod.Plan], out: Output, fn: Callable[[planmod.P
 
 def cmd_diff(args: argparse.Namespace, out: Output) -> int:
     plans = load_plans(args.plans)
-
-    def one(plan: planmod.Plan):
-        with context(args, plan, out) as ctx:
-            return applymod.zone_diff(ctx)
-
-    results, worst = per_plan(plans, out, one)
+    with session(args, out) as s:
+        results, worst = s.each(plans, s.diff)
     if out.json:
         out.document({"plans": [r.as_dict() for r in results]})
     for r in results:
@@ -165,27 +97,29 @@ def cmd_diff(args: argparse.Namespace, out: Output) -> int:
             out.text(render.diff_text(r))
     if worst:
         return worst
-    if args.check and any(r.refusals for r in results):
+    diffs = [r for r in results if isinstance(r, ZoneDiff)]
+    if args.check and any(r.refusals for r in diffs):
         return GuardError.exit_code
-    return 1 if any(not r.in_sync for r in results) else 0
+    return 1 if any(not r.in_sync for r in diffs) else 0
 
 
 def cmd_prepare(args: argparse.Namespace, out: Output) -> int:
-    return _change(args, out, lambda ctx: applymod.prepare(ctx))
+    return _change(args, out, lambda s, plan: s.prepare(plan))
 
 
 def cmd_apply(args: argparse.Namespace, out: Output) -> int:
     force = forced_guards(args.force)
     confirm = _confirmer(args, out, "apply", force)
     wait = (lambda until, why: countdown(until, why, out)) if args.wait else None
-    return _change(args, out, lambda ctx: applymod.apply(ctx, force=force, verify_after=not args.no_verify,
-                                                         confirm=confirm, wait=wait))
+    return _change(args, out, lambda s, plan: s.apply(plan, force=force, verify_after=not args.no_verify,
+                                                      confirm=confirm, wait=wait))
 
 
 def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
     force = forced_guards(args.force)
     confirm = _confirmer(args, out, "roll back", force)
-    return _change(args, out, lambda ctx: applymod.rollback(ctx, force=force, verify_after=not args.no_verify, confirm=confirm))
+    return _change(args, out, lambda s, plan: s.rollback(plan, force=force, verify_after=not args.no_verify,
+                                                         confirm=confirm))
 
 
 def forced_guards(given: Sequence[str] | None) -> bool | frozenset[str]:
@@ -207,14 +141,11 @@ def countdown(until: float, why: str, out: Output) -> None:
         sys.stderr.write("\r" + " " * 24 + "\r")
 
 
-def _change(args: argparse.Namespace, out: Output, fn: Callable[[applymod.Context], applymod.Outcome]) -> int:
+def _change(args: argparse.Namespace, out: Output,
+            operation: Callable[[Session, planmod.Plan], applymod.Outcome]) -> int:
     plans = load_plans(args.plans)
-
-    def one(plan: planmod.Plan) -> applymod.Outcome:
-        with context(args, plan, out) as ctx:
-            return fn(ctx)
-
-    results, worst = per_plan(plans, out, one)
+    with session(args, out) as s:
+        results, worst = s.each(plans, lambda plan: operation(s, plan))
     unverified = [r for r in results if isinstance(r, applymod.Outcome) and r.status == "unverified"]
     for r in unverified:  # landed, but not every nameserver serves it: not a success to script on
         out.error(f"{r.plan.zone}: changed, but not every authoritative server serves the new data yet; "
@@ -222,14 +153,14 @@ def _change(args: argparse.Namespace, out: Output, fn: Callable[[applymod.Contex
     worst = max(worst, ProviderError.exit_code if unverified else 0)
     if out.json:
         out.document({"plans": [r.as_dict() for r in results]})
-    else:
-        for r in results:
-            out.text(f"{r.plan.zone}: FAILED: {(r.message.splitlines() or ['see above'])[0]}"
-                     if isinstance(r, Failure) else render.outcome_text(r))
-        failed = [r for r in results if isinstance(r, Failure)]
-        if len(plans) > 1:
-            out.text(f"\n{len(plans) - len(failed)} of {len(plans)} zones done"
-                     + (f"; failed: {', '.join(f.plan.zone for f in failed)}" if failed else ""))
+        return worst
+    for r in results:
+        out.text(f"{r.plan.zone}: FAILED: {(r.message.splitlines() or ['see above'])[0]}"
+                 if isinstance(r, Failure) else render.outcome_text(r))
+    failed = [r for r in results if isinstance(r, Failure)]
+    if len(plans) > 1:
+        out.text(f"\n{len(plans) - len(failed)} of {len(plans)} zones done"
+                 + (f"; failed: {', '.join(f.plan.zone for f in failed)}" if failed else ""))
     return worst
 
 
@@ -241,7 +172,7 @@ def _confirmer(args: argparse.Namespace, out: Output, verb: str, force: bool | f
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # the question and answer use stderr and stdin
         raise UsageError(f"{verb} changes DNS: pass --yes when not running on a terminal")
 
-    def ask(zdiff) -> bool:
+    def ask(zdiff: ZoneDiff) -> bool:
         print(render.diff_text(zdiff, overriding=force), file=sys.stderr)
         sys.stderr.write(f"{verb.capitalize()} these changes to {zdiff.plan.zone}? [y/N] ")
         sys.stderr.flush()
@@ -253,52 +184,13 @@ def _confirmer(args: argparse.Namespace, out: Output, verb: str, force: bool | f
 def cmd_watch(args: argparse.Namespace, out: Output) -> int:
     plans = load_plans(args.plans)
     notify_urls = [notifymod.check_url(url) for url in args.notify]  # a typo fails before any provider call
-    watches: list[tuple[monitor.Setup, Journal]] = []
-    journals: dict[Path, Journal] = {}  # several plans may share a state directory, and its lock
-
-    def one(plan: planmod.Plan) -> None:
-        directory = state_dir(args, plan).resolve()
-        journal = journals.get(directory) or journals.setdefault(directory, Journal(directory))
-        journal.lock_watch()
-        watches.append((watch_setup(plan, journal, args.resolvers, out), journal))
-
-    _, worst = per_plan(plans, out, one)
-    if worst:
-        for journal in journals.values():
-            journal.close()
-        return worst
-    notifier = notifymod.Notifier(notify_urls) if notify_urls else None
-    return watch_loop(watches, out, once=args.once, grid=args.grid, notifier=notifier)
-
-
-def watch_setup(plan: planmod.Plan, journal: Journal, resolver_spec: Any, out: Output) -> monitor.Setup:
-    """What to watch. The DNS host being down must not stop a watch: without the provider
-    the journal still says what changed, and the authoritative servers are then reported
-    unreachable in every round (which holds the verdict back), not a reason to exit."""
-    provider = registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings),
-                               verify_nameservers=plan.verify.nameservers)
-    try:
-        ctx = applymod.Context(plan, provider, journal, progress=out.progress)
-        try:
-            live, _ = applymod.read_live(ctx)
-        except (ProviderError, OSError, dns.exception.DNSException) as exc:
-            out.error(f"{plan.zone}: the zone could not be read ({exc}); watching what the journal knows, "
-                      "the authoritative servers are asked every round")
-            live = {}
-        nameservers = [] if plan.verify.nameservers else _nameservers(provider, plan, out)
-        delegation = (plan.zone, "NS") in plan.keys
-        return monitor.setup(plan, journal, live, nameservers, resolver_spec,
-                             parent_nameservers=provider.parent_nameservers() if delegation else ())
-    finally:
-        provider.close()
-
-
-def _nameservers(provider: Any, plan: planmod.Plan, out: Output) -> list[str]:
-    try:
-        return list(provider.nameservers())
-    except (ProviderError, OSError, dns.exception.DNSException) as exc:
-        out.error(f"{plan.zone}: the provider could not name the zone's servers ({exc}); set verify.nameservers")
-        return []
+    with session(args, out) as s:
+        results, worst = s.each(plans, lambda plan: s.watch(plan, args.resolvers))
+        if worst:
+            return worst
+        watches = [r for r in results if not isinstance(r, Failure)]
+        notifier = notifymod.Notifier(notify_urls) if notify_urls else None
+        return watch_loop(watches, out, once=args.once, grid=args.grid, notifier=notifier)
 
 
 def watch_loop(watches: list[tuple[monitor.Setup, Journal]], out: Output, *, once: bool, grid: bool = False,
@@ -333,8 +225,6 @@ def watch_loop(watches: list[tuple[monitor.Setup, Journal]], out: Output, *, onc
         raise
     finally:
         view.close(ending)
-        for _, journal in watches:
-            journal.close()
         if notifier is not None:
             notifier.close(NOTIFY_FLUSH)
     return 0 if all(last.values()) else 1
@@ -346,24 +236,14 @@ def cmd_report(args: argparse.Namespace, out: Output) -> int:
     if not out.json and not args.output and sys.stdout.isatty():
         raise UsageError("report: give -o FILE for the HTML page (or --format json, or redirect stdout)")
     now = time.time()
-
-    def one(plan: planmod.Plan) -> reportmod.ZoneReport:
-        journal = Journal(state_dir(args, plan))
-        try:
-            return reportmod.build(plan, journal, now)
-        finally:
-            journal.close()
-
-    results, worst = per_plan(plans, out, one)
+    with session(args, out) as s:
+        results, worst = s.each(plans, lambda plan: s.report(plan, now))
     reports = [r.as_dict() if isinstance(r, Failure) else r for r in results]
     if args.output or not out.json:
         page = report_html.render(reports, now)
         if args.output:
-            target = Path(args.output)
-            partial = target.with_name(f".{target.name}.partial")
-            partial.write_text(page, encoding="utf-8")
-            os.replace(partial, target)
-            out.text(f"wrote {target} ({len(plans)} zone{'s' if len(plans) != 1 else ''})")
+            write_whole(Path(args.output), page)
+            out.text(f"wrote {args.output} ({len(plans)} zone{'s' if len(plans) != 1 else ''})")
         else:
             sys.stdout.write(page)
     if out.json:
@@ -371,19 +251,17 @@ def cmd_report(args: argparse.Namespace, out: Output) -> int:
     return worst
 
 
+def write_whole(target: Path, text: str) -> None:
+    """Whole or not at all: an interrupted write leaves no half file behind."""
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, target)
+
+
 def cmd_status(args: argparse.Namespace, out: Output) -> int:
     plans = load_plans(args.plans)
-
-    def one(plan: planmod.Plan) -> dict:
-        journal = Journal(state_dir(args, plan))
-        try:
-            doc = monitor.status(plan, journal)
-            doc["timeline"] = [asdict(e) for e in reportmod.milestones(reportmod.build(plan, journal))]
-            return doc
-        finally:
-            journal.close()
-
-    results, worst = per_plan(plans, out, one)
+    with session(args, out) as s:
+        results, worst = s.each(plans, s.status)
     docs = [r.as_dict() if isinstance(r, Failure) else r for r in results]
     if out.json:
         out.document({"plans": docs})
@@ -415,17 +293,10 @@ def cmd_demo(args: argparse.Namespace, out: Output) -> int:
 def cmd_export(args: argparse.Namespace, out: Output) -> int:
     """Every option checked as the plan loader would (exit 2) before the provider is contacted."""
     req = exportmod.request(args.provider, args.zone, args.setting, os.environ, only=args.only, ttl=args.ttl)
-    provider = registry.create(req.provider.type, req.zone, dict(req.provider.settings))
-    try:
-        doc = exportmod.skeleton(provider, req)
-    finally:
-        provider.close()
+    doc = Session.export(req)
     text = json.dumps(doc) + "\n" if out.json else exportmod.to_yaml(doc)
-    if args.output:  # whole or not at all: an interrupted export leaves no half plan
-        target = Path(args.output)
-        partial = target.with_name(f".{target.name}.partial")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, target)
+    if args.output:
+        write_whole(Path(args.output), text)
         out.progress(f"wrote {args.output}")
     else:
         sys.stdout.write(text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from contextlib import ExitStack, closing
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -20,10 +20,9 @@ import yaml
 
 from cutover import apply as applymod, diff as diffmod, monitor, plan as planmod, render
 from cutover.errors import GuardError
-from cutover.journal import Journal
 from cutover.records import RecordSet
 from cutover.sandbox import ResolverSpec, Sandbox
-from providers import registry
+from cutover.session import Session
 
 ZONE = "demo.example."
 OLD_IP, NEW_IP = "198.51.100.10", "203.0.113.10"
@@ -109,9 +108,8 @@ def run(directory: Path | None, *, fast: bool, show: Callable[[str], None],
         show(f"Sandbox: {ZONE} served at {sandbox.provider_settings()['server']}, "
              f"{len(sandbox.resolvers)} caching resolvers on loopback. Plan: {plan_path}")
         plan = planmod.load(plan_path)
-        journal = stack.enter_context(closing(Journal(state or directory / ".cutover")))
-        provider = stack.enter_context(closing(registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings))))
-        ctx = applymod.Context(plan, provider, journal, progress=lambda m: show(f"... {m}"))
+        session = stack.enter_context(Session(state=state or directory / ".cutover", progress=lambda m: show(f"... {m}")))
+        ctx = stack.enter_context(session.zone(plan))
         return _story(ctx, sandbox, t, show, on_round, sleep)
 
 

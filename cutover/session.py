@@ -1,0 +1,198 @@
+"""The one façade every front end uses: plans in, results out.
+
+A session owns what the commands share: the plans (validated before any provider is
+contacted), one journal per state directory (and its locks), a provider per zone while
+it is used, and the clock. The CLI parses arguments, calls a session and renders what
+comes back; the demo tells its story through the same calls; neither wires providers
+or journals itself. Each zone is its own unit: ``each`` runs an operation for every
+plan, and one zone failing, whatever the failure, does not stop the others.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+import dns.exception
+
+from cutover import apply as applymod, export as exportmod, monitor, plan as planmod, report as reportmod
+from cutover.diff import ZoneDiff
+from cutover.errors import CutoverError, PlanError, ProviderError, UsageError
+from cutover.journal import Journal
+from providers import registry
+from providers.base import Provider
+
+#: The state directory beside a plan, unless ``--state`` says otherwise.
+STATE_DIR = ".cutover"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One zone's failure, in place of its result."""
+
+    plan: planmod.Plan
+    message: str
+    exit_code: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"plan": str(self.plan.path), "zone": self.plan.zone, "error": self.message, "exit_code": self.exit_code}
+
+
+def explain(exc: BaseException) -> tuple[str, int]:
+    """The one-line message and exit code for any failure: ours, the network's, or a bug."""
+    if isinstance(exc, CutoverError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, (OSError, dns.exception.DNSException)):
+        return f"network or system failure: {type(exc).__name__}: {exc}", ProviderError.exit_code
+    if os.environ.get("CUTOVER_DEBUG"):
+        traceback.print_exception(exc)
+    return f"unexpected error: {type(exc).__name__}: {exc} (CUTOVER_DEBUG=1 shows the traceback)", ProviderError.exit_code
+
+
+def load_plans(paths: Sequence[str | Path]) -> list[planmod.Plan]:
+    """Every plan, validated before any provider is contacted; all problems at once."""
+    plans, problems = [], []
+    for path in paths:
+        try:
+            plans.append(planmod.load(path))
+        except PlanError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UsageError("\n".join(problems)) from None
+    return plans
+
+
+class Session:
+    """Journals, providers and the clock for one invocation; ``close`` releases them."""
+
+    def __init__(self, *, state: Path | None = None, progress: Callable[[str], None] = lambda _m: None,
+                 warn: Callable[[str], None] = lambda _m: None, clock: Callable[[], float] = time.time) -> None:
+        self.state = state
+        self.progress = progress
+        self.warn = warn
+        self.clock = clock
+        self._journals: dict[Path, Journal] = {}
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for journal in self._journals.values():
+            journal.close()
+        self._journals.clear()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def state_dir(self, plan: planmod.Plan) -> Path:
+        return self.state if self.state is not None else plan.path.parent / STATE_DIR
+
+    def journal(self, plan: planmod.Plan) -> Journal:
+        """One journal per state directory: several plans may share it, and its locks."""
+        directory = self.state_dir(plan).resolve()
+        if directory not in self._journals:
+            self._journals[directory] = Journal(directory)
+        return self._journals[directory]
+
+    @contextmanager
+    def zone(self, plan: planmod.Plan) -> Iterator[applymod.Context]:
+        """A zone's context: its journal and, while it is used, its provider."""
+        journal = self.journal(plan)
+        provider = self.provider(plan)
+        try:
+            yield applymod.Context(plan, provider, journal, progress=self.progress, clock=self.clock)
+        finally:
+            provider.close()
+
+    @staticmethod
+    def provider(plan: planmod.Plan) -> Provider:
+        return registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings),
+                               verify_nameservers=plan.verify.nameservers)
+
+    def each(self, plans: Sequence[planmod.Plan], operation: Callable[[planmod.Plan], T]) -> tuple[list[T | Failure], int]:
+        """``operation`` for every plan; a failure is reported (``warn``) and stands in for
+        its zone's result. Returns the results and the worst exit code."""
+        results: list[T | Failure] = []
+        worst = 0
+        for plan in plans:
+            try:
+                results.append(operation(plan))
+            except Exception as exc:  # noqa: BLE001 - each zone is its own unit; explain() keeps bugs visible
+                message, code = explain(exc)
+                self.warn(message)
+                results.append(Failure(plan, message, code))
+                worst = max(worst, code)
+        return results, worst
+
+    # ------------------------------------------------------------------ operations
+
+    def diff(self, plan: planmod.Plan) -> ZoneDiff:
+        with self.zone(plan) as ctx:
+            return applymod.zone_diff(ctx)
+
+    def prepare(self, plan: planmod.Plan) -> applymod.Outcome:
+        with self.zone(plan) as ctx:
+            return applymod.prepare(ctx)
+
+    def apply(self, plan: planmod.Plan, **options: Any) -> applymod.Outcome:
+        with self.zone(plan) as ctx:
+            return applymod.apply(ctx, **options)
+
+    def rollback(self, plan: planmod.Plan, **options: Any) -> applymod.Outcome:
+        with self.zone(plan) as ctx:
+            return applymod.rollback(ctx, **options)
+
+    def watch(self, plan: planmod.Plan, resolver_spec: Any = None) -> tuple[monitor.Setup, Journal]:
+        """What to watch, under the state's watch lock. The DNS host being down must not stop
+        a watch: without the provider the journal still says what changed, and the
+        authoritative servers are then reported unreachable in every round (which holds
+        the verdict back), not a reason to exit."""
+        journal = self.journal(plan)
+        journal.lock_watch()
+        with self.zone(plan) as ctx:
+            try:
+                live, _ = applymod.read_live(ctx)
+            except (ProviderError, OSError, dns.exception.DNSException) as exc:
+                self.warn(f"{plan.zone}: the zone could not be read ({exc}); watching what the journal knows, "
+                          "the authoritative servers are asked every round")
+                live = {}
+            nameservers = [] if plan.verify.nameservers else self._nameservers(ctx.provider, plan)
+            delegation = (plan.zone, "NS") in plan.keys
+            setup = monitor.setup(plan, journal, live, nameservers, resolver_spec,
+                                  parent_nameservers=ctx.provider.parent_nameservers() if delegation else ())
+        return setup, journal
+
+    def _nameservers(self, provider: Provider, plan: planmod.Plan) -> list[str]:
+        try:
+            return list(provider.nameservers())
+        except (ProviderError, OSError, dns.exception.DNSException) as exc:
+            self.warn(f"{plan.zone}: the provider could not name the zone's servers ({exc}); set verify.nameservers")
+            return []
+
+    def status(self, plan: planmod.Plan) -> dict[str, Any]:
+        journal = self.journal(plan)
+        doc = monitor.status(plan, journal)
+        doc["timeline"] = [asdict(e) for e in reportmod.milestones(reportmod.build(plan, journal))]
+        return doc
+
+    def report(self, plan: planmod.Plan, now: float) -> reportmod.ZoneReport:
+        return reportmod.build(plan, self.journal(plan), now)
+
+    @staticmethod
+    def export(request: exportmod.Request) -> dict[str, Any]:
+        """A plan skeleton from the live zone (every option was checked before this call)."""
+        provider = registry.create(request.provider.type, request.zone, dict(request.provider.settings))
+        try:
+            return exportmod.skeleton(provider, request)
+        finally:
+            provider.close()
+
