@@ -24,7 +24,6 @@ import math
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import _bench
 

@@ -209,7 +209,8 @@ def fleet(
     use53 = port53 and count < 255 and can_bind_port53(count)
     delays = delays_for(count, low, high)
     lossy = [lossy_every > 0 and i % lossy_every == lossy_every - 1 for i in range(count)]
-    endpoints = [[f"{PORT53_NET}{i + 1}" if use53 else "127.0.0.1", 53 if use53 else 0, d, l] for i, (d, l) in enumerate(zip(delays, lossy))]
+    endpoints = [[f"{PORT53_NET}{i + 1}" if use53 else "127.0.0.1", 53 if use53 else 0, delay, lose]
+                 for i, (delay, lose) in enumerate(zip(delays, lossy))]
     spec = {"origin": origin, "records": [[n, ttl, v] for n, (ttl, v) in records.items()], "endpoints": endpoints, "drop": drop}
     process = subprocess.Popen(
         [sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True

@@ -134,7 +134,7 @@ def steps(provider, provider_settings: dict, count: int, repeat: int) -> dict:  
 
 def write_zone_file(path: Path, count: int) -> None:
     """The zone as master-file text, written directly so that building it leaves no garbage behind."""
-    lines = [f"$ORIGIN {ZONE}", f"@ 300 IN SOA ns1 hostmaster 1 3600 600 86400 60", "@ 300 IN NS ns1", "ns1 300 IN A 127.0.0.1"]
+    lines = [f"$ORIGIN {ZONE}", "@ 300 IN SOA ns1 hostmaster 1 3600 600 86400 60", "@ 300 IN NS ns1", "ns1 300 IN A 127.0.0.1"]
     for name, rtype, ttl, values in record_data(count):
         lines.extend(f"{name} {ttl} IN {rtype} {v}" for v in values)
     path.write_text("\n".join(lines) + "\n")

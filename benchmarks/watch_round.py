@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import gc
 import json
-import math
 import os
 import resource
 import shutil

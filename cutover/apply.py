@@ -167,7 +167,8 @@ def prepare(ctx: Context) -> Outcome:
     outcome = _execute(ctx, "prepare", changes, live, verify_after=False)
     longest = max(c.before.ttl for c in changes if c.before)
     until = (outcome.changed or ctx.clock()) + longest
-    return replace(outcome, old_answers_until=until, notes=(*notes, f"caches may hold the long TTL ({longest}s) until {iso(until)}; apply after that"))
+    note = f"caches may hold the long TTL ({longest}s) until {iso(until)}; apply after that"
+    return replace(outcome, old_answers_until=until, notes=(*notes, note))
 
 
 Force = Union[bool, Collection[str]]
@@ -282,7 +283,7 @@ def _finish_previous(ctx: Context, live: Mapping[RecordKey, RecordSet], notes: l
     """The zone matches the plan. If the last apply of this plan was not verified yet, verify it now."""
     run = ctx.journal.last(ctx.plan.zone, ("apply", "rollback"), LANDED)
     unfinished = run is not None and run.status in ("applied", "insync", "unverified") and run.digest == ctx.plan.digest
-    if not (unfinished and verify_after):
+    if run is None or not (unfinished and verify_after):
         return Outcome(ctx.plan, "apply", "in-sync", notes=(*notes, "the zone already matches the plan; nothing to do"))
     return _verify_run(ctx, run, live, notes)
 

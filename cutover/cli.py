@@ -154,9 +154,9 @@ def _change(args: argparse.Namespace, out: Output,
     if out.json:
         out.document({"plans": [r.as_dict() for r in results]})
         return worst
-    for r in results:
-        out.text(f"{r.plan.zone}: FAILED: {(r.message.splitlines() or ['see above'])[0]}"
-                 if isinstance(r, Failure) else render.outcome_text(r))
+    for result in results:
+        out.text(f"{result.plan.zone}: FAILED: {(result.message.splitlines() or ['see above'])[0]}"
+                 if isinstance(result, Failure) else render.outcome_text(result))
     failed = [r for r in results if isinstance(r, Failure)]
     if len(plans) > 1:
         out.text(f"\n{len(plans) - len(failed)} of {len(plans)} zones done"

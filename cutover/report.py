@@ -171,8 +171,8 @@ def markers_for(change_time: str | None, verdict: Mapping[str, Any] | None, runs
     if ttl_at is None:
         longest = max((c.change.before.ttl for r in runs if r.kind in ("apply", "rollback")
                        for c in r.changes if c.change.before is not None), default=0)
-        ttl_at = iso(changed + longest)
-    parallel_at = conditions.get("parallel_period", {}).get("at") or iso(changed + plan.retire.parallel_period)
+        ttl_at = iso(changed + longest) or ""
+    parallel_at = conditions.get("parallel_period", {}).get("at") or iso(changed + plan.retire.parallel_period) or ""
     return [
         Marker("change", change_time, "change", True),
         Marker("ttl", ttl_at, "old TTL expired" if _ts(ttl_at) <= now else "old TTL expires", _ts(ttl_at) <= now),

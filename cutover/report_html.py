@@ -80,7 +80,8 @@ ol.timeline li.status-due .title { color:var(--due); }
 table.resolvers { border-collapse:collapse; width:100%; font-size:13.5px; }
 table.resolvers th, table.resolvers td { text-align:left; padding:4px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
 table.resolvers th { background:#f1f3f5; position:sticky; top:0; }
-table.resolvers td.addr, table.resolvers td.ttl, table.resolvers td.time { font-family:ui-monospace, "DejaVu Sans Mono", monospace; font-size:12.5px; }
+table.resolvers td.addr, table.resolvers td.ttl, table.resolvers td.time {
+  font-family:ui-monospace, "DejaVu Sans Mono", monospace; font-size:12.5px; }
 table.resolvers tr.authoritative td { background:#f7f7fb; }
 .state { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12.5px; font-weight:600; color:#fff; background:#777; }
 .state-new { background:var(--ok); }
@@ -133,7 +134,8 @@ def render(reports: Sequence[ZoneReport | Mapping[str, Any]], now: float | None 
 <body>
 <header class="page">
 <h1>Cutover report</h1>
-<div>generated <time id="generated" datetime="{esc(generated)}">{esc(generated)}</time> &middot; {len(zones)} zone{'s' if len(zones) != 1 else ''}</div>
+<div>generated <time id="generated" datetime="{esc(generated)}">{esc(generated)}</time>
+ &middot; {len(zones)} zone{'s' if len(zones) != 1 else ''}</div>
 <nav>{nav}</nav>
 </header>
 <main>

@@ -220,7 +220,7 @@ def test_resolvers_are_never_asked_for_an_ns_set(env):
 
 def test_an_outside_change_dated_by_a_round_keeps_that_round_as_the_start_of_agreement(env):
     ctx, provider, journal, clock = env
-    for key, rs in list(provider.zone_data.items()):
+    for key in list(provider.zone_data):
         if key in (("www.example.com.", "A"), ("example.com.", "MX")):
             record = next(r for r in ctx.plan.records if r.key == key)
             provider.zone_data[key] = RecordSet.build(key[0], key[1], 60, record.to)

@@ -74,7 +74,8 @@ def read_response(
     positive_or_negative = rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
     delegation = resolver.group == PARENT and target.type == "NS"
     if resolver.group in NON_RECURSIVE and not delegation and positive_or_negative and not response.flags & dns.flags.AA:
-        return Answer(resolver, target.key, "error", None, (), "answer without the AA flag: the server is not authoritative for this name", elapsed)
+        return Answer(resolver, target.key, "error", None, (),
+                      "answer without the AA flag: the server is not authoritative for this name", elapsed)
     try:
         rrset = _delegation_rrset(response, target) if delegation else _final_rrset(response, target)
     except ValueError as exc:

@@ -244,7 +244,7 @@ async def _udp(
     except OSError as exc:
         raise _Failed("error", f"cannot open a socket ({_os_reason(exc)})") from None
     async with sock:
-        for attempt in range(retries + 1):
+        for _attempt in range(retries + 1):
             try:
                 await sock.sendto(wire, destination, None)
             except OSError as exc:
