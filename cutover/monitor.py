@@ -98,18 +98,19 @@ def setup(plan: Plan, journal: Journal, live: Mapping[RecordKey, RecordSet], nam
     or the plan; the zone's servers; records left behind; the delegation's servers."""
     past = history.read(plan, journal, live, verify.negative_ttl(live, plan.zone))
     servers, _unresolved = verify.endpoints(list(plan.verify.nameservers) or list(nameservers), zone=plan.zone, live=live)
-    left = leftbehind.find(_landed(past), live, managed=plan.keys, ignore=plan.retire.ignore)
+    left = leftbehind.find(_as_changes(past.targets), live, managed=plan.keys, ignore=plan.retire.ignore)
     s = Setup(plan, past.targets, tuple(_resolvers(plan, resolver_spec)), past.change_time, past.change_source,
               tuple(servers), past.agreed_since, tuple(left))
-    if (plan.zone, "NS") in plan.keys and parent_nameservers:
-        s = replace(s, delegation=_delegation(plan, past, parent_nameservers))
+    ns = next((t for t in past.targets if t.key == (plan.zone, "NS")), None)
+    if ns is not None and parent_nameservers:
+        s = replace(s, delegation=_delegation(plan, ns, parent_nameservers))
     return s
 
 
-def _landed(past: history.History) -> list[Change]:
-    """The changes whose old addresses are "the old server": the targets' old and new values."""
+def _as_changes(targets: Sequence[Target]) -> list[Change]:
+    """The watched moves as changes, for ``leftbehind``: whose old values are "the old server"."""
     out = []
-    for t in past.targets:
+    for t in targets:
         before = RecordSet(t.name, t.type, t.old_ttl, t.old) if t.old else None
         after = RecordSet(t.name, t.type, 0, t.new) if t.new else None
         if before is not None or after is not None:
@@ -117,8 +118,9 @@ def _landed(past: history.History) -> list[Change]:
     return out
 
 
-def _delegation(plan: Plan, past: history.History, parent_names: Sequence[str]) -> DelegationWatch:
-    ns = next(t for t in past.targets if t.key == (plan.zone, "NS"))
+def _delegation(plan: Plan, ns: Target, parent_names: Sequence[str]) -> DelegationWatch:
+    """The old DNS host is the old NS set's servers; its own NS TTL is learnt in the first
+    round (until then the plan's stated bound stands in)."""
     parent = tuple(delegation_mod.parent_servers(parent_names))
     old_host = tuple(delegation_mod.old_host(ns.old, parent))
     return DelegationWatch(parent, old_host, ns.old_ttl, int(plan.retire.max_old_ttl), "max_old_ttl")
