@@ -93,15 +93,16 @@ def ttl_readiness(diff: ZoneDiff, prepares: Sequence[Run], now: float) -> list[R
         if change.before is None or change.ttl_only:
             continue
         key = change.key
-        if key in lowered:
-            when, old_ttl = lowered[key]
+        prepared = lowered.get(key)
+        if prepared is not None and change.before.ttl < prepared[1]:
+            when, old_ttl = prepared
             until = when + old_ttl
-            if until > now and change.before.ttl < old_ttl:
+            if until > now:
                 out.append(Refusal("ttl", (
                     f"{change.name} {change.type}: prepare lowered the TTL from {old_ttl}s at {iso(when)}; "
                     f"caches may hold the old TTL until {iso(until)}"
                 ), span(until - now), until))
-        elif change.before.ttl > long_ttl:
+        elif change.before.ttl > long_ttl:  # no prepare, or a long TTL put back since
             until = now + change.before.ttl
             out.append(Refusal("ttl", (
                 f"{change.name} {change.type}: live TTL is {change.before.ttl}s and no prepare was run; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime, timezone
 
@@ -23,7 +24,9 @@ def iso_precise(moment: float | datetime | None) -> str | None:
         return None
     if isinstance(moment, datetime):
         moment = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
-    seconds, millis = divmod(int(round(moment * 1000)), 1000)
+    # down to the millisecond (as ``iso`` to the second), with a microsecond's allowance so
+    # that a time read back from this text is written the same again
+    seconds, millis = divmod(math.floor(moment * 1000 + 1e-3), 1000)
     return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
 
 
@@ -48,7 +51,10 @@ def percent(share: float | None) -> str:
     """``0.955`` -> ``95.5%``; ``None`` (nobody answered) -> ``-``."""
     if share is None:
         return "-"
-    return f"{f'{share * 100:.1f}'.rstrip('0').rstrip('.')}%"
+    tenths = round(share * 1000)
+    if share < 1 and tenths >= 1000:  # 2499/2500 must not read 100%: it is below a 100% threshold
+        tenths = 999
+    return f"{f'{tenths / 10:.1f}'.rstrip('0').rstrip('.')}%"
 
 
 def span(seconds: float) -> str:

@@ -27,16 +27,27 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+#: The longest duration taken (100 years): every moment a plan's durations lead to must
+#: still be a date, and YAML's ``.inf`` is not a duration.
+MAX_DURATION = 100 * 365 * 86400.0
+
+
 def parse_duration(value: Any) -> float:
     """Seconds in ``90``, ``90s``, ``15m``, ``48h``, ``7d`` (or ``2w``). ``ValueError`` otherwise."""
     if isinstance(value, bool):
         raise ValueError(f"{show(value)} is not a duration (expected e.g. 90, 90s, 15m, 48h, 7d)")
     if isinstance(value, (int, float)) and value >= 0:
-        return float(value)
+        return _bounded(float(value), value)
     m = _DURATION.match(str(value)) if isinstance(value, str) else None
     if not m:
         raise ValueError(f"{show(value)} is not a duration (expected e.g. 90, 90s, 15m, 48h, 7d)")
-    return float(m.group(1)) * _UNIT[m.group(2)]
+    return _bounded(float(m.group(1)) * _UNIT[m.group(2)], value)
+
+
+def _bounded(seconds: float, value: Any) -> float:
+    if not seconds <= MAX_DURATION:  # also false for NaN
+        raise ValueError(f"{show(value)} is not a duration of at most 100 years (expected e.g. 90, 15m, 7d)")
+    return seconds
 
 
 def parse_share(value: Any) -> float:

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from cutover import bounds, rounds
 from cutover.observe.authoritative import ServerView, views
 from cutover.observe.types import Answer, RecordSummary, Round, Target, summarise
+from cutover.resolvers import Resolver
 from cutover.verdict import Evidence, Rules, Verdict, decide, stale_resolvers
 
 NS1 = ServerView("ns1.example.test", "192.0.2.53", "authoritative", 7, "new", "serves the new data")
@@ -55,3 +56,14 @@ def round_doc(rnd: Round, targets: Sequence[Target], *, change: datetime | None,
 
 def later(moment: datetime, seconds: float) -> datetime:
     return moment + timedelta(seconds=seconds)
+
+
+def answer(resolver: Resolver, target: Target, state: str, ttl: int | None = 300) -> Answer:
+    """One answer in ``state``, carrying the target's new or old values when it says so."""
+    values = {"new": target.new, "old": target.old}.get(state, ())
+    return Answer(resolver, target.key, state, ttl, values)
+
+
+def resolvers(n: int, group: str = "public", **kw: Any) -> list[Resolver]:
+    """``n`` distinct resolvers r0, r1, ... at 192.0.2.10 and on."""
+    return [Resolver(f"192.0.2.{i + 10}", name=f"r{i}", group=group, **kw) for i in range(n)]

@@ -13,6 +13,7 @@ from cutover import export as exportmod
 from cutover import plan as planmod
 from cutover.errors import UsageError
 from cutover.records import RecordSet
+from cutover import session as session_mod
 from providers import registry
 from tests.fakes import MemoryProvider
 
@@ -151,7 +152,7 @@ def test_the_cli_never_creates_a_provider_for_bad_options(monkeypatch, capsys):
     def contacted(*_a, **_k):
         raise AssertionError("the provider was contacted")
 
-    monkeypatch.setattr(cli.registry, "create", contacted)
+    monkeypatch.setattr(session_mod.registry, "create", contacted)
     for argv in (["--zone", "bad zone!", "--setting", "server=127.0.0.1"],
                  ["--zone", "example.com", "--setting", "server=127.0.0.1", "--setting", "region=x"],
                  ["--zone", "example.com", "--setting", "server=127.0.0.1", "--only", ","]):
@@ -161,7 +162,7 @@ def test_the_cli_never_creates_a_provider_for_bad_options(monkeypatch, capsys):
 
 
 def test_the_cli_writes_the_file_whole(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli.registry, "create", lambda *_a, **_k: MemoryProvider(ZONE, LIVE))
+    monkeypatch.setattr(session_mod.registry, "create", lambda *_a, **_k: MemoryProvider(ZONE, LIVE))
     target = tmp_path / "out.yaml"
     assert cli.main(["export", "--provider", "rfc2136", "--zone", "example.com", "--setting", "server=127.0.0.1",
                      "--only", "www", "-o", str(target)]) == 0

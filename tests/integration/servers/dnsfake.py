@@ -251,7 +251,10 @@ class FakeNet:
 
     def add(self, **settings) -> FakeServer:  # noqa: ANN003
         """Start one ``FakeServer(**settings)`` on a fresh port and return it."""
-        server = FakeServer(**settings)
+        return self.start(FakeServer(**settings))
+
+    def start(self, server: FakeServer) -> FakeServer:
+        """Start a server made by the test (a ``FakeServer`` subclass with its own ``answer``)."""
         self._call(self._listen(server))
         self.servers.append(server)
         return server

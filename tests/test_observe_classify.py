@@ -1,13 +1,11 @@
-"""Answer classification, response reading, round summaries and the round document.
+"""cutover.observe.classify: one DNS response reduced to a state.
 
-Pure tests: responses are built with dnspython as a resolver would send them, so the
-CNAME, negative-TTL and authoritative rules are checked without a network.
+Pure tests: responses are built with dnspython as a resolver (or an authoritative or
+parent server) would send them, so the matching, CNAME, negative-TTL, block-page,
+authoritative-flag and referral rules are checked without a network.
 """
 
 from __future__ import annotations
-
-import json
-from datetime import datetime, timedelta, timezone
 
 import dns.flags
 import dns.message
@@ -15,15 +13,12 @@ import dns.rcode
 import dns.rrset
 import pytest
 
+from cutover.observe.classify import MAX_CNAME_CHAIN, SINKHOLES, classify, read_response
+from cutover.observe.types import OLD_HOST, PARENT, Target
 from cutover.records import normalise_values
 from cutover.resolvers import Resolver
-from cutover.observe.authoritative import all_new, views
-from cutover.observe.classify import classify, read_response
-from cutover.observe.types import Answer, Round, Target, summarise
-from tests.observations import round_doc
 
 NOERROR, NXDOMAIN, SERVFAIL, REFUSED = dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.SERVFAIL, dns.rcode.REFUSED
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
 UPDATE = Target(("www.example.com.", "A"), ("203.0.113.10",), ("198.51.100.10",), 300)
 CREATE = Target(("new.example.com.", "A"), ("203.0.113.20",), (), 60)
@@ -205,108 +200,6 @@ def test_read_tcp_is_noted():
     assert "TCP" in read_response(UPDATE, PLAIN, r, via="tcp").detail
 
 
-# --------------------------------------------------------------------------- summaries
-
-
-def ans(resolver: Resolver, target: Target, state: str, ttl: int | None = 300) -> Answer:
-    values = {"new": target.new, "old": target.old}.get(state, ())
-    return Answer(resolver, target.key, state, ttl, values)
-
-
-def resolvers(n: int, **kw) -> list[Resolver]:
-    return [Resolver(f"192.0.2.{i + 10}", name=f"r{i}", group=kw.pop("group", "public"), **kw) for i in range(n)]
-
-
-def test_summarise_counts_and_share_exclude_errors_and_filtered():
-    rs = resolvers(8)
-    answers = [ans(rs[0], UPDATE, "new"), ans(rs[1], UPDATE, "new"), ans(rs[2], UPDATE, "new"),
-               ans(rs[3], UPDATE, "old"), ans(rs[4], UPDATE, "timeout"), ans(rs[5], UPDATE, "servfail"),
-               ans(rs[6], UPDATE, "filtered"), ans(rs[7], UPDATE, "other")]
-    (s,) = summarise(Round(1, T0, tuple(answers)), [UPDATE])
-    assert s.counts == {"new": 3, "old": 1, "other": 1, "error": 2, "filtered": 1}
-    assert s.answering == 5 and s.share == pytest.approx(0.6)
-
-
-def test_summarise_nobody_answered_share_is_none():
-    rs = resolvers(3)
-    (s,) = summarise(Round(1, T0, tuple(ans(r, UPDATE, "timeout") for r in rs)), [UPDATE])
-    assert s.share is None and s.error == 3
-
-
-def test_summarise_keeps_records_apart_and_in_target_order():
-    rs = resolvers(2)
-    answers = (ans(rs[0], UPDATE, "new"), ans(rs[0], CREATE, "old"), ans(rs[1], UPDATE, "new"), ans(rs[1], CREATE, "new"))
-    s_create, s_update = summarise(Round(1, T0, answers), [CREATE, UPDATE])
-    assert s_create.key == CREATE.key and s_create.share == 0.5
-    assert s_update.share == 1.0
-
-
-def test_summarise_leaves_out_authoritative_answers():
-    public = resolvers(2)
-    auth = Resolver("192.0.2.53", group="authoritative")
-    answers = (ans(public[0], UPDATE, "old"), ans(public[1], UPDATE, "old"), ans(auth, UPDATE, "new"))
-    (s,) = summarise(Round(1, T0, answers), [UPDATE])
-    assert (s.new, s.old) == (0, 2)
-
-
-def authoritative_all_new(rnd, targets):
-    return all_new(views(rnd, targets))
-
-
-def test_authoritative_all_new():
-    a1, a2 = Resolver("192.0.2.53", group="authoritative"), Resolver("192.0.2.54", group="authoritative")
-    p = Resolver("192.0.2.1", group="public")
-    both = (ans(a1, UPDATE, "new"), ans(a2, UPDATE, "new"), ans(a1, DELETE, "new"), ans(a2, DELETE, "new"), ans(p, UPDATE, "old"))
-    assert authoritative_all_new(Round(1, T0, both), [UPDATE, DELETE])
-    lagging = both[:1] + (ans(a2, UPDATE, "old"),) + both[2:]
-    assert not authoritative_all_new(Round(1, T0, lagging), [UPDATE, DELETE])
-    failing = both[:1] + (ans(a2, UPDATE, "timeout"),) + both[2:]
-    assert not authoritative_all_new(Round(1, T0, failing), [UPDATE, DELETE])
-    assert authoritative_all_new(Round(1, T0, both[:2]), [UPDATE, DELETE]), "each server is judged on what it was asked"
-    assert not authoritative_all_new(Round(1, T0, (ans(p, UPDATE, "new"),)), [UPDATE])
-    assert not authoritative_all_new(Round(1, T0, ()), [])
-
-
-# --------------------------------------------------------------------------- the round document
-
-
-def sample_round():
-    rs = resolvers(4)
-    auth = Resolver("192.0.2.53", name="ns1", group="authoritative")
-    answers = (ans(rs[0], UPDATE, "new", 250), ans(rs[1], UPDATE, "old", 3600), ans(rs[2], UPDATE, "timeout", None),
-               ans(rs[3], UPDATE, "new", 100), ans(auth, UPDATE, "new", 300))
-    return Round(7, T0 + timedelta(minutes=30), answers)
-
-
-def test_round_document_has_the_contract_shape():
-    rnd = sample_round()
-    doc = json.loads(json.dumps(round_doc(rnd, [UPDATE], change=T0, period=86400)))
-    assert doc["round"] == 7 and doc["time"] == "2024-05-01T12:30:00.000Z"
-    (rec,) = doc["records"]
-    assert (rec["name"], rec["type"]) == ("www.example.com.", "A")
-    assert {k: rec["counts"][k] for k in ("new", "old", "other", "error")} == {"new": 2, "old": 1, "other": 0, "error": 1}
-    assert rec["share"] == pytest.approx(2 / 3)
-    assert [a["state"] for a in rec["answers"]] == ["new", "old", "timeout", "new"]
-    assert all({"resolver", "state", "ttl"} <= set(a) for a in rec["answers"])
-    assert [a["stale"] for a in rec["answers"]] == [False, True, False, False]
-    assert rec["answers"][1]["ttl"] == 3600
-    assert rec["authoritative"]["all_new"] and len(rec["authoritative"]["answers"]) == 1
-    v = doc["verdict"]
-    assert v["retire"] is False and v["missing"] == ["propagation", "parallel_period"] and v["earliest"] is None
-    assert [c["name"] for c in v["conditions"]] == ["propagation", "quorum", "authoritative", "left_behind", "ttl", "parallel_period"]
-    assert doc["authoritative"]["all_new"] is True
-    assert doc["authoritative"]["servers"] == [{"server": "ns1", "address": "192.0.2.53", "group": "authoritative",
-                                                "serial": None, "state": "new", "detail": "serves the new data"}]
-    assert rec["old_ttl_source"] == "journal" and rec["resolvers_asked"] is True
-
-
-def test_round_document_share_is_zero_not_null_when_nobody_answered():
-    rs = resolvers(2)
-    rnd = Round(1, T0, tuple(ans(r, UPDATE, "timeout", None) for r in rs))
-    rec = round_doc(rnd, [UPDATE], change=None, threshold=0.0, ttl=0, period=0)["records"][0]
-    assert rec["share"] == 0.0 and rec["answering"] == 0
-
-
 def test_read_authoritative_negative_answer_also_needs_aa():
     r = response(DELETE, NXDOMAIN, authority=[SOA])
     assert read_response(DELETE, AUTH, r).state == "error"
@@ -314,12 +207,70 @@ def test_read_authoritative_negative_answer_also_needs_aa():
     assert read_response(DELETE, AUTH, response(DELETE, REFUSED)).state == "refused"
 
 
-def test_query_round_edges():
-    import asyncio
+# --------------------------------------------------------------------------- more limits
 
-    from cutover.observe.engine import query_round
 
-    assert asyncio.run(query_round([], [PLAIN], timeout=1.0)) == []
-    assert asyncio.run(query_round([UPDATE], [], timeout=1.0)) == []
-    with pytest.raises(ValueError):
-        asyncio.run(query_round([UPDATE], [PLAIN], timeout=0))
+def test_the_block_page_addresses_are_the_null_routes_and_opendns_pages():
+    assert {"0.0.0.0", "::", "127.0.0.1", "::1", "146.112.61.104", "146.112.61.110", "::ffff:146.112.61.106"} <= SINKHOLES
+    assert "146.112.61.103" not in SINKHOLES and "146.112.61.111" not in SINKHOLES
+
+
+def test_an_ipv6_block_page_from_a_filtering_resolver_is_filtered():
+    aaaa = Target(("www.example.com.", "AAAA"), ("2001:db8::10",), ("2001:db8::1",), 300)
+    assert classify(aaaa, NOERROR, ["::"], True) == "filtered"
+    assert classify(aaaa, NOERROR, ["::ffff:146.112.61.110"], True) == "filtered"
+
+
+def test_a_cname_chain_at_the_limit_is_followed_and_one_longer_is_malformed():
+    def chain(links: int) -> dns.message.Message:
+        names = ["www.example.com."] + [f"hop{i}.example.net." for i in range(links)]
+        rrsets = [(names[i], 300, "CNAME", [names[i + 1]]) for i in range(links)]
+        return response(UPDATE, answer=[*rrsets, (names[-1], 60, "A", ["203.0.113.10"])])
+
+    assert read_response(UPDATE, PLAIN, chain(MAX_CNAME_CHAIN - 1)).state == "new"
+    a = read_response(UPDATE, PLAIN, chain(MAX_CNAME_CHAIN))
+    assert a.state == "malformed" and a.detail == f"CNAME chain longer than {MAX_CNAME_CHAIN}"
+
+
+def test_an_error_answer_names_its_rcode_and_a_timing_is_kept():
+    a = read_response(UPDATE, PLAIN, response(UPDATE, REFUSED), elapsed=0.25)
+    assert (a.state, a.detail, a.elapsed) == ("refused", "rcode REFUSED", 0.25)
+    tcp = read_response(UPDATE, PLAIN, response(UPDATE, SERVFAIL), via="tcp")
+    assert tcp.detail == "rcode SERVFAIL; via TCP after a truncated UDP answer"
+
+
+PARENT_NS = Resolver("192.0.2.100", name="a.gtld", group=PARENT)
+OLD_NS = Resolver("192.0.2.200", name="ns1.old-host", group=OLD_HOST)
+DELEGATION = Target(("example.com.", "NS"), ("ns1.new-host.net.", "ns2.new-host.net."), ("ns1.old-host.net.",), 172800,
+                    recursive=False)
+
+
+def test_a_parent_server_hands_out_the_delegation_in_its_referral():
+    """A referral carries no AA flag and no answer: the NS set is in the authority section."""
+    r = response(DELEGATION, authority=[("example.com.", 172800, "NS", ["ns1.new-host.net.", "NS2.new-host.NET."])])
+    a = read_response(DELEGATION, PARENT_NS, r)
+    assert (a.state, a.ttl, a.values) == ("new", 172800, ("ns1.new-host.net.", "ns2.new-host.net."))
+    old = response(DELEGATION, authority=[("example.com.", 172800, "NS", ["ns1.old-host.net."])])
+    assert read_response(DELEGATION, PARENT_NS, old).state == "old"
+
+
+def test_a_parent_that_also_serves_the_child_answers_the_delegation_itself():
+    r = response(DELEGATION, answer=[("example.com.", 3600, "NS", ["ns1.new-host.net.", "ns2.new-host.net."])], aa=True)
+    assert read_response(DELEGATION, PARENT_NS, r).state == "new"
+
+
+def test_a_parent_asked_for_other_data_needs_the_aa_flag():
+    r = response(UPDATE, answer=[("www.example.com.", 300, "A", ["203.0.113.10"])])
+    assert read_response(UPDATE, PARENT_NS, r).state == "error"
+
+
+def test_the_old_host_must_answer_with_authority_even_for_the_ns_set():
+    r = response(DELEGATION, answer=[("example.com.", 3600, "NS", ["ns1.old-host.net."])])
+    a = read_response(DELEGATION, OLD_NS, r)
+    assert a.state == "error" and "not authoritative" in a.detail
+    r.flags |= dns.flags.AA
+    assert read_response(DELEGATION, OLD_NS, r).state == "old"
+
+
+def test_a_failing_authoritative_server_is_servfail_not_unauthoritative():
+    assert read_response(UPDATE, AUTH, response(UPDATE, SERVFAIL)).state == "servfail"
