@@ -70,6 +70,15 @@ class DriftError(ProviderError):
     exit_code = 2
 
 
+class UnsupportedChange(ProviderError):
+    """The provider refused, before sending anything, a change its backend cannot make: a
+    record type it does not support, a name outside its zone, a record set it does not
+    manage. The plan loader finds the record types already; reaching this is a plan it
+    did not see, so it exits 2 like the plan problem it is."""
+
+    exit_code = 2
+
+
 class PartialApplyError(ProviderError):
     """Some changes landed and some did not (a backend without atomic updates).
 

@@ -38,6 +38,8 @@ from cutover.records import (
     rdtype_of,
 )
 from cutover.values import parse_duration, parse_quorum, parse_share, show
+from providers.base import Provider
+from providers.registry import available, provider_class
 
 STAND_IN_ZONE = "zone.invalid."
 DEFAULT_TTL = 300
@@ -159,11 +161,11 @@ def build(data: Any, path: Path, environ: Mapping[str, str]) -> Plan:
     if version != 1:
         c.add("version", f"{show(version)} is not a supported plan version (expected 1)")
     zone = _zone(c, data.get("zone"))
-    provider = _provider(c, data.get("provider"))
+    provider = _provider(c, data.get("provider"), path.parent)
     # With a bad zone, the records are still checked (every problem at once), against a
     # stand-in origin and without the checks that need the real zone.
     c.zone_known = zone is not None
-    records = _records(c, data.get("records"), zone or STAND_IN_ZONE)
+    records = _records(c, data.get("records"), zone or STAND_IN_ZONE, provider)
     sections = {name: c.mapping(data.get(name), name) or {} for name in SECTION_KEYS}
     for name, section in sections.items():
         c.keys(section, SECTION_KEYS[name], name)
@@ -216,9 +218,30 @@ def _zone(c: Checker, value: Any) -> str | None:
     return c.convert(value, "zone", zone_name)
 
 
-def _provider(c: Checker, value: Any) -> ProviderConfig | None:
-    from providers.registry import available, provider_class
+def _provider(c: Checker, value: Any, base_dir: Path | None = None) -> ProviderConfig | None:
+    """The ``provider`` section, checked by the provider class itself.
 
+    ``${ENV}`` is substituted first, then the provider's ``path_settings`` are taken
+    from ``base_dir`` (the plan's folder; None leaves them to the working directory, as
+    for ``export --setting``), then the class prepares the settings it is built with
+    (``Provider.prepare_settings``: a description file is read there, once)."""
+    cls = _provider_class(c, value)
+    if cls is None:
+        return None
+    ptype = str(value["type"])
+    settings = {k: v for k, v in value.items() if k != "type"}
+    c.keys(settings, cls.settings_keys, "provider")
+    for key in cls.required_settings:
+        if key not in settings:
+            c.add(f"provider.{key}", f"missing (the {ptype} provider needs it)")
+    resolved = _paths({k: c.env(v, f"provider.{k}") for k, v in settings.items()}, cls.path_settings, base_dir)
+    prepared, problems = cls.prepare_settings(resolved, c.environ)
+    for key, message in problems:
+        c.add(f"provider.{key}", message)
+    return ProviderConfig(ptype, prepared)
+
+
+def _provider_class(c: Checker, value: Any) -> type[Provider] | None:
     section = c.mapping(value, "provider")
     if section is None:
         return None
@@ -232,19 +255,34 @@ def _provider(c: Checker, value: Any) -> ProviderConfig | None:
         c.add("provider.type", f"unknown provider {show(ptype)} ({extra})")
         return None
     try:
-        cls = provider_class(ptype)
+        return provider_class(ptype)
     except UsageError as exc:
         c.add("provider.type", str(exc))
         return None
-    settings = {k: v for k, v in section.items() if k != "type"}
-    c.keys(settings, cls.settings_keys, "provider")
-    for key in cls.required_settings:
-        if key not in settings:
-            c.add(f"provider.{key}", f"missing (the {ptype} provider needs it)")
-    resolved = {k: c.env(v, f"provider.{k}") for k, v in settings.items()}
-    for key, message in cls.check_settings(resolved):
-        c.add(f"provider.{key}", message)
-    return ProviderConfig(ptype, resolved)
+
+
+def _paths(settings: dict[str, Any], keys: tuple[str, ...], base_dir: Path | None) -> dict[str, Any]:
+    """``settings`` with each relative path among ``keys`` taken from ``base_dir``, the way
+    ``watch.resolvers`` is: a plan then means the same files from any working directory."""
+    if base_dir is None:
+        return settings
+    resolved = dict(settings)
+    for key in keys:
+        if isinstance(resolved.get(key), str) and resolved[key].strip():
+            path = Path(resolved[key]).expanduser()
+            resolved[key] = str(path if path.is_absolute() else base_dir / path)
+    return resolved
+
+
+def _check_types(c: Checker, provider: ProviderConfig | None, records: list[PlannedRecord]) -> None:
+    """Each record type the provider's backend supports, found before the journal begins."""
+    if provider is None:
+        return
+    cls = provider_class(provider.type)  # loaded already by ``_provider``
+    for r in records:
+        problem = cls.type_problem(r.type)
+        if problem:
+            c.add(f"records[{r.index}].type", f"the {provider.type} provider {problem}")
 
 
 def _ttl(c: Checker, value: Any, path: str) -> int | None:
@@ -260,7 +298,7 @@ def _ttl(c: Checker, value: Any, path: str) -> int | None:
     return value
 
 
-def _records(c: Checker, value: Any, zone: str) -> tuple[PlannedRecord, ...]:
+def _records(c: Checker, value: Any, zone: str, provider: ProviderConfig | None = None) -> tuple[PlannedRecord, ...]:
     if value is None or value == []:
         c.add("records", "empty: a plan must name at least one record set to manage")
         return ()
@@ -269,6 +307,7 @@ def _records(c: Checker, value: Any, zone: str) -> tuple[PlannedRecord, ...]:
         return ()
     out = [r for i, item in enumerate(value) if (r := _record(c, item, i, zone)) is not None]
     _check_together(c, out, zone)
+    _check_types(c, provider, out)
     return tuple(out)
 
 

@@ -1,5 +1,5 @@
 """DNS provider plugins. The interface is in ``providers.base``, discovery in ``providers.registry``."""
 
-from providers.base import ApplyReceipt, Provider
+from providers.base import ApplyReceipt, Provider, ProviderWithIds
 
-__all__ = ["ApplyReceipt", "Provider"]
+__all__ = ["ApplyReceipt", "Provider", "ProviderWithIds"]

@@ -18,6 +18,12 @@ Choices worth knowing:
   re-create, so a record's id, comment, tags and proxy status survive a cutover.
 * The zone's own name servers are not among the DNS records the API lists; they are
   reported as the apex NS set (read-only), because that is what the DNS serves.
+* Cloudflare has no precondition on a record's old value, so the shared step of
+  ``Provider.apply`` compares each change's ``before`` with a fresh read; that read
+  also gives the record ids the batch is made of (``ProviderWithIds``), so no change
+  can slip in between the check and the ids. The window between the read and the
+  batch is one round trip, and apply's verification by DNS afterwards would show a
+  loser.
 """
 
 from __future__ import annotations
@@ -27,18 +33,9 @@ from urllib.parse import urlparse
 
 import dns.name
 
-from cutover.errors import DriftError, ProviderError
-from cutover.records import (
-    Change,
-    RecordKey,
-    RecordSet,
-    in_zone,
-    normalise_value,
-    parse_rdata,
-    shorten,
-)
-from providers.base import ApplyReceipt, Provider
-from providers.http import ApiClient, ApiError, RetryPolicy
+from cutover.records import Change, RecordKey, RecordSet, normalise_value, parse_rdata, shorten
+from providers.base import ApplyReceipt, ProviderWithIds
+from providers.httpclient import ApiClient, ApiError, RetryPolicy
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 AUTO_TTL = 1
@@ -47,6 +44,11 @@ NS_TTL = 86400  # the TTL Cloudflare serves its own apex NS with
 PROXIABLE = frozenset({"A", "AAAA", "CNAME"})
 HOST_TYPES = frozenset({"CNAME", "NS", "PTR"})
 MAX_PAGES = 10_000  # a guard against a server whose pagination never ends
+#: The types whose values ``presentation`` reads and ``write_fields`` writes: a plain
+#: ``content`` string, ``priority`` (MX) or the ``data`` fields Cloudflare wants (SRV,
+#: CAA). Cloudflare has more (DS, SSHFP, TLSA...), each with ``data`` fields of its own
+#: that this provider does not write.
+SUPPORTED_TYPES = frozenset({"A", "AAAA", "CAA", "CNAME", "MX", "NS", "PTR", "SRV", "TXT"})
 
 
 def _absolute(host: str) -> str:
@@ -136,7 +138,7 @@ def presentation(record: Mapping[str, Any]) -> str:
 
 def write_fields(rtype: str, value: str) -> dict[str, Any]:
     """The API fields that carry one canonical value: ``content``, ``priority`` or ``data``."""
-    rd = parse_rdata(rtype, value)
+    rd: Any = parse_rdata(rtype, value)  # the fields are the type's own (target, exchange, port...)
     if rtype in HOST_TYPES:
         return {"content": _relative_host(rd.target)}
     if rtype == "MX":
@@ -148,12 +150,14 @@ def write_fields(rtype: str, value: str) -> dict[str, Any]:
     return {"content": value}
 
 
-class CloudflareProvider(Provider):
+class CloudflareProvider(ProviderWithIds[list[tuple[str, dict]]]):
     """Reads and changes one zone through the Cloudflare v4 API with an API token."""
 
     settings_keys = ("api_token", "zone_id", "base_url")
     required_settings = ("api_token",)
     secret_settings = ("api_token",)
+    supported_types = SUPPORTED_TYPES
+    service = "Cloudflare"
 
     #: Records per page when listing; Cloudflare allows more, a fake server may allow fewer.
     per_page = 100
@@ -287,43 +291,30 @@ class CloudflareProvider(Provider):
 
     # -- writing ----------------------------------------------------------------
 
-    def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
-        if not changes:
-            return ApplyReceipt(detail="nothing to change")
-        for ch in changes:
-            if not in_zone(ch.name, self.zone):
-                raise self._error(f"Cloudflare: {ch.name} is not in zone {self.zone}")
-        zid = self.zone_id()
-        # Cloudflare has no precondition on a record's old value, so we compare with
-        # ``before`` ourselves; the window between this read and the batch is one
-        # round trip, and apply's verification by DNS afterwards would show a loser.
-        sets, members = self._read({ch.key for ch in changes})
-        drifted = []
-        for ch in changes:
-            now = sets.get(ch.key)
-            if ch.key == (self.zone, "NS") and ch.key not in members:
-                raise self._error("Cloudflare: the zone's own name servers cannot be changed through DNS records")
-            if now != ch.before:
-                seen = f"ttl {now.ttl} {list(now.values)}" if now else "absent"
-                drifted.append(f"{ch.name} {ch.type} is now {seen}")
-        if drifted:
-            raise DriftError(self.client.scrub("Cloudflare: the zone changed since it was read, nothing was sent: " + "; ".join(drifted)))
+    def _apply(self, changes: Sequence[Change]) -> ApplyReceipt:
+        """Every change as record operations in one ``dns_records/batch`` request."""
+        members = self._members(changes)
+        if any(ch.key == (self.zone, "NS") and ch.key not in members for ch in changes):
+            raise self._error("Cloudflare: the zone's own name servers cannot be changed through DNS records")
         batch: dict[str, list] = {"deletes": [], "patches": [], "posts": []}
         for ch in changes:
             self._operations(ch, members.get(ch.key, []), batch)
         body = {k: v for k, v in batch.items() if v}
         if not body:
             return ApplyReceipt(detail="nothing to send")
+        self._send_batch(body)
+        count = sum(len(v) for v in body.values())
+        return ApplyReceipt(atomic=True, detail=f"{count} record operation(s) in one batch")
+
+    def _send_batch(self, body: Mapping[str, list]) -> None:
         try:
-            self.client.request("POST", f"/zones/{zid}/dns_records/batch", json=body)
+            self.client.request("POST", f"/zones/{self.zone_id()}/dns_records/batch", json=body)
         except ApiError as exc:
             if exc.status is not None and 400 <= exc.status < 500:
                 raise self._error(f"{exc} (Cloudflare refused the whole batch; nothing was applied)") from None
             raise self._error(
                 f"{exc} (whether the batch was applied is unknown: run `cutover diff` before retrying)"
             ) from None
-        count = sum(len(v) for v in body.values())
-        return ApplyReceipt(atomic=True, detail=f"{count} record operation(s) in one batch")
 
     def _write_ttl(self, ch: Change) -> int:
         assert ch.after is not None
@@ -355,9 +346,8 @@ class CloudflareProvider(Provider):
                 post["proxied"] = ch.key in self.proxied
             batch["posts"].append(post)
 
-    def _error(self, message: str) -> ProviderError:
-        """A ProviderError whose text cannot carry a secret, whatever went into it."""
-        return ProviderError(self.client.scrub(message))
+    def scrub(self, text: str) -> str:
+        return self.client.scrub(text)
 
     def close(self) -> None:
         self.client.close()

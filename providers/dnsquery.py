@@ -260,7 +260,7 @@ def check_rcode(response: dns.message.Message, server: Server, what: str, allowe
         raise rcode_error(response.rcode(), server, what)
 
 
-def rcode_error(rcode: int, server: Server, what: str) -> ProviderError:
+def rcode_error(rcode: dns.rcode.Rcode, server: Server, what: str) -> ProviderError:
     """The ProviderError for an answer with an error rcode, with the likely reason."""
     hint = {
         dns.rcode.REFUSED: "the server refused; it is not authoritative for this name or its policy forbids the request",
@@ -275,7 +275,7 @@ def rcode_error(rcode: int, server: Server, what: str) -> ProviderError:
 # --------------------------------------------------------------------------- reading
 
 
-def make_query(server: Server, name: str | dns.name.Name, rdtype: str | int) -> dns.message.Message:
+def make_query(server: Server, name: str | dns.name.Name, rdtype: str | dns.rdatatype.RdataType) -> dns.message.Message:
     """A query with recursion off, signed when the server has a key.
 
     Recursion off: the answer must come from the server's own data; if it has none it
@@ -318,6 +318,19 @@ def to_recordset(rrset: dns.rrset.RRset | Any, name: dns.name.Name | None = None
         rrset.ttl,
         (rd.to_text() for rd in rrset),
     )
+
+
+def ns_set(response: dns.message.Message, name: str) -> list[RecordSet]:
+    """The NS set of ``name`` in a response: in its answer, or, when the server refers
+    (a delegation's NS set, or the parent's copy of a zone's), in its authority section.
+    A delegation never comes back as an authoritative answer, so reading only the
+    answer would report a delegation that exists as absent."""
+    owner = dns.name.from_text(name)
+    for section in (response.answer, response.authority):
+        rrset = response.get_rrset(section, owner, dns.rdataclass.IN, dns.rdatatype.NS)
+        if rrset is not None:
+            return [to_recordset(rrset)]
+    return []
 
 
 def read_rrsets(server: Server, wanted: Iterable[RecordKey]) -> list[RecordSet]:

@@ -7,8 +7,9 @@ than cutover asks of a dedicated provider, and this module is honest about it:
 * Nothing is atomic. A record set becomes several lexicon calls, sent one after
   the other; a failure half-way raises ``PartialApplyError`` naming the record sets
   that fully landed, so the journal knows exactly what changed.
-* Lexicon has no precondition, so the live zone is read and compared with every
-  change's ``before`` first, and nothing is sent when one differs.
+* Lexicon has no precondition, so the shared step of ``Provider.apply`` reads the
+  live zone and compares it with every change's ``before`` first, and nothing is sent
+  when one differs.
 * Lexicon providers differ in how they quote TXT, qualify names and handle TTLs, and
   some silently do something else than asked. So after each record set's calls the
   zone is read again, and a set that is not exactly what was asked for counts as a
@@ -31,13 +32,18 @@ import urllib.parse
 from contextlib import contextmanager
 from typing import Any, Collection, Iterator, Mapping, Sequence
 
-from cutover.errors import DriftError, PartialApplyError, ProviderError, UsageError
-from cutover.records import Change, RecordKey, RecordSet, in_zone, index, normalise_value, shorten
-from providers.base import ApplyReceipt, Provider
+from cutover.errors import PartialApplyError, ProviderError, UsageError
+from cutover.records import Change, RecordKey, RecordSet, index, normalise_value, shorten
+from providers.base import ApplyReceipt, Provider, shown
 
 INSTALL_HINT = "pip install 'cutover[lexicon]'"
 #: Option names whose values are credentials: scrubbed from every message.
 SECRET_WORDS = ("token", "password", "secret", "key", "auth")
+#: The types lexicon's own command line offers (its providers are written for these),
+#: CAA, which they pass through as they do TXT, and the host-name types ``presentation``
+#: reads (PTR, DNAME, SPF). Each record set is read back after its calls, so a host that
+#: takes a type yet stores something else is caught there.
+SUPPORTED_TYPES = frozenset({"A", "AAAA", "CAA", "CNAME", "DNAME", "LOC", "MX", "NS", "PTR", "SOA", "SPF", "SRV", "TXT"})
 
 
 def _lexicon_api() -> tuple[Any, Any]:
@@ -78,6 +84,7 @@ class LexiconProvider(Provider):
     required_settings = ("provider_name",)
     #: The credentials sit inside ``options`` and are scrubbed by name (see SECRET_WORDS).
     secret_settings = ()
+    supported_types = SUPPORTED_TYPES
 
     def __init__(self, zone: str, settings: Mapping[str, Any]) -> None:
         super().__init__(zone, settings)
@@ -91,6 +98,10 @@ class LexiconProvider(Provider):
 
     def __repr__(self) -> str:
         return f"LexiconProvider({self.zone!r}, provider_name={self.provider_name!r})"
+
+    @property
+    def service(self) -> str:
+        return f"lexicon {self.provider_name}"
 
     @classmethod
     def check_settings(cls, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -142,7 +153,7 @@ class LexiconProvider(Provider):
             raise
         except Exception as exc:  # noqa: BLE001 - lexicon providers raise anything at all
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            raise ProviderError(self.scrub(f"lexicon {self.provider_name}: {what} failed: {shorten(detail, 300)}")) from None
+            raise self._error(f"{self.service}: {what} failed: {shorten(detail, 300)}") from None
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -174,7 +185,7 @@ class LexiconProvider(Provider):
                 ttl = int(rec.get("ttl") or 0)
             except (ValueError, TypeError) as exc:
                 if key in wanted:
-                    raise ProviderError(self.scrub(f"lexicon {self.provider_name}: cannot read {name} {rtype}: {exc}")) from None
+                    raise self._error(f"{self.service}: cannot read {name} {rtype}: {exc}") from None
                 continue
             members.setdefault(key, []).append((value, {**rec, "ttl": ttl}))
         sets = {
@@ -185,21 +196,10 @@ class LexiconProvider(Provider):
 
     # -- writing ----------------------------------------------------------------------
 
-    def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
-        if not changes:
-            return ApplyReceipt(atomic=False, detail="nothing to change")
-        for ch in changes:
-            if not in_zone(ch.name, self.zone):
-                raise ProviderError(f"lexicon {self.provider_name}: {ch.name} is not in zone {self.zone}")
+    def _apply(self, changes: Sequence[Change]) -> ApplyReceipt:
+        """One record set after the other, each read back; a failure half-way is partial."""
         landed: list[RecordKey] = []
         calls = 0
-        with self._session() as (lex, runtime):
-            sets, _ = self._read(lex, {ch.key for ch in changes})
-            drifted = [f"{ch.name} {ch.type} is now {_show(sets.get(ch.key))}" for ch in changes if sets.get(ch.key) != ch.before]
-            if drifted:
-                raise DriftError(self.scrub(
-                    f"lexicon {self.provider_name}: the zone changed since it was read, nothing was sent: " + "; ".join(drifted)
-                ))
         for ch in changes:
             counter = _Counter()
             try:
@@ -269,10 +269,10 @@ class LexiconProvider(Provider):
 
     def _verify(self, ch: Change, now: RecordSet | None) -> None:
         if now != ch.after:
-            raise ProviderError(self.scrub(
-                f"lexicon {self.provider_name}: after the calls for {ch.name} {ch.type} the zone holds "
-                f"{_show(now)}, not {_show(ch.after)} (this lexicon provider cannot write that value as given)"
-            ))
+            raise self._error(
+                f"{self.service}: after the calls for {ch.name} {ch.type} the zone holds "
+                f"{shown(now)}, not {shown(ch.after)} (this lexicon provider cannot write that value as given)"
+            )
 
 
 class _Counter:
@@ -298,6 +298,3 @@ def _absolute(name: str) -> str:
     name = name.strip()
     return name if name.endswith(".") else name + "."
 
-
-def _show(rs: RecordSet | None) -> str:
-    return f"ttl {rs.ttl} {list(rs.values)}" if rs else "absent"

@@ -45,6 +45,14 @@ class ManualProvider(Provider):
 
     settings_keys = ("nameservers", "parent_nameservers", "timeout", "wait", "poll_interval")
     lists_whole_zone = False
+    #: No re-read before the sheet: the person at the console is the backend. The sheet
+    #: shows each record set as read ("now"), which is what they check at the console
+    #: before they change it; a read by cutover a second after the diff's own would add
+    #: nothing, and cannot cover the minutes the person then takes.
+    backend_checks_before = True
+    #: A person can type any record type into a console; the console decides.
+    supported_types = None
+    service = "manual change"
 
     def __init__(self, zone: str, settings: Mapping[str, Any], *, stream: TextIO | None = None,
                  ask: Callable[[str], str] | None = None, sleep: Callable[[float], None] = time.sleep,
@@ -111,13 +119,7 @@ class ManualProvider(Provider):
     def _read_delegation(self, server: dnsquery.Server) -> list[RecordSet]:
         """The NS set as the parent publishes it: in the referral's authority section."""
         query = dnsquery.make_query(server, self.zone, "NS")
-        response = dnsquery.ask(server, query, f"query {self.zone} NS at the parent")
-        owner = dns.name.from_text(self.zone)
-        for section in (response.answer, response.authority):
-            rrset = response.get_rrset(section, owner, dns.rdataclass.IN, dns.rdatatype.NS)
-            if rrset is not None:
-                return [dnsquery.to_recordset(rrset)]
-        return []
+        return dnsquery.ns_set(dnsquery.ask(server, query, f"query {self.zone} NS at the parent"), self.zone)
 
     def nameservers(self) -> list[str]:
         return [str(n) for n in self.settings.get("nameservers", [])] or _zone_ns(self.zone)
@@ -145,7 +147,7 @@ class ManualProvider(Provider):
 
     # ------------------------------------------------------------------ applying
 
-    def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
+    def _apply(self, changes: Sequence[Change]) -> ApplyReceipt:
         """Print the sheet, wait for the person (or just for DNS), confirm each record live.
 
         ``wait`` counts from the moment the sheet is printed, not from the confirmation:

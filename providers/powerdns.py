@@ -3,8 +3,11 @@
 PowerDNS applies one PATCH of a zone's rrsets in one backend transaction: if any
 rrset is refused (HTTP 422) nothing changes. That gives cutover atomic applies. What
 PowerDNS does not have is a precondition: REPLACE and DELETE overwrite whatever is
-there. So ``apply`` reads the zone first and refuses to send anything when a record
-set no longer matches the ``before`` the plan was made against.
+there. So the shared step of ``Provider.apply`` reads the zone first and refuses to
+send anything when a record set no longer matches the ``before`` the plan was made
+against. Between that read and the PATCH another writer could still change a set (a
+window of one round trip); the journal's pre-change snapshot and the verification by
+DNS after apply are what catch that rare case.
 """
 
 from __future__ import annotations
@@ -12,13 +15,19 @@ from __future__ import annotations
 from typing import Any, Collection, Mapping, Sequence
 from urllib.parse import urlparse
 
-from cutover.errors import DriftError, ProviderError
-from cutover.records import Change, RecordKey, RecordSet, in_zone, index, shorten
+from cutover.records import Change, RecordKey, RecordSet, index, shorten
 from providers.base import ApplyReceipt, Provider
-from providers.http import ApiClient, ApiError, RetryPolicy
+from providers.httpclient import ApiClient, ApiError, RetryPolicy
 
-#: Types PowerDNS manages itself or that describe DNSSEC state, not data a plan moves.
-_SERVER_OWNED = frozenset({"SOA"})
+#: PowerDNS's record types (its "Supported Record Types" list) that dnspython knows,
+#: without SOA (PowerDNS keeps the serial itself) and the DNSSEC types it maintains
+#: when it signs (RRSIG, NSEC, NSEC3, NSEC3PARAM) or that are no zone data (TSIG, TKEY).
+SUPPORTED_TYPES = frozenset({
+    "A", "AAAA", "AFSDB", "APL", "CAA", "CDNSKEY", "CDS", "CERT", "CNAME", "CSYNC", "DNAME",
+    "DNSKEY", "DS", "EUI48", "EUI64", "HINFO", "HTTPS", "IPSECKEY", "KEY", "KX", "L32", "L64",
+    "LOC", "LP", "MINFO", "MR", "MX", "NAPTR", "NID", "NS", "OPENPGPKEY", "PTR", "RP", "SMIMEA",
+    "SPF", "SRV", "SSHFP", "SVCB", "TLSA", "TXT", "URI", "ZONEMD",
+})
 
 
 def zone_id(zone: str) -> str:
@@ -36,6 +45,8 @@ class PowerDNSProvider(Provider):
     settings_keys = ("url", "api_key", "server_id")
     required_settings = ("url", "api_key")
     secret_settings = ("api_key",)
+    supported_types = SUPPORTED_TYPES
+    service = "PowerDNS"
 
     def __init__(self, zone: str, settings: Mapping[str, Any]) -> None:
         super().__init__(zone, settings)
@@ -109,19 +120,8 @@ class PowerDNSProvider(Provider):
 
     # -- writing ----------------------------------------------------------------
 
-    def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
-        if not changes:
-            return ApplyReceipt(detail="nothing to change")
-        for ch in changes:
-            if not in_zone(ch.name, self.zone):
-                raise self._error(f"PowerDNS: {ch.name} is not in zone {self.zone}")
-            if ch.type in _SERVER_OWNED:
-                raise self._error(f"PowerDNS: the {ch.type} record is managed by PowerDNS itself")
-        # PowerDNS has no precondition, so we check ``before`` ourselves. Between this
-        # read and the PATCH below another writer could still change a set (a window
-        # of one round trip); the journal's pre-change snapshot and the verification
-        # by DNS after apply are what catch that rare case.
-        self._check_before(changes)
+    def _apply(self, changes: Sequence[Change]) -> ApplyReceipt:
+        """Every change in one PATCH, which PowerDNS applies in one transaction."""
         rrsets = [self._rrset(ch) for ch in changes]
         try:
             self.client.request("PATCH", self._zone_path, json={"rrsets": rrsets})
@@ -130,19 +130,6 @@ class PowerDNSProvider(Provider):
                 raise self._error(f"{exc} (PowerDNS rejected the whole change; nothing was applied)") from None
             raise
         return ApplyReceipt(atomic=True, detail=f"{len(rrsets)} rrset(s) in one PATCH")
-
-    def _check_before(self, changes: Sequence[Change]) -> None:
-        live = index(self._read({ch.key for ch in changes}))
-        drifted = []
-        for ch in changes:
-            now = live.get(ch.key)
-            if now != ch.before:
-                seen = f"ttl {now.ttl} {list(now.values)}" if now else "absent"
-                drifted.append(f"{ch.name} {ch.type} is now {seen}")
-        if drifted:
-            raise DriftError(self.client.scrub(
-                "PowerDNS: the zone changed since it was read, nothing was sent: " + "; ".join(drifted)
-            ))
 
     @staticmethod
     def _rrset(ch: Change) -> dict:
@@ -156,9 +143,8 @@ class PowerDNSProvider(Provider):
             "records": [{"content": v, "disabled": False} for v in ch.after.values],
         }
 
-    def _error(self, message: str) -> ProviderError:
-        """A ProviderError whose text cannot carry a secret, whatever went into it."""
-        return ProviderError(self.client.scrub(message))
+    def scrub(self, text: str) -> str:
+        return self.client.scrub(text)
 
     def close(self) -> None:
         self.client.close()

@@ -29,9 +29,9 @@ import dns.zone
 
 from cutover import integrity
 from cutover.errors import DriftError, PartialApplyError, ProviderError
-from cutover.records import Change, RecordKey, RecordSet, in_zone, index
+from cutover.records import Change, RecordKey, RecordSet, index
 from providers import dnsquery
-from providers.base import ApplyReceipt, Provider
+from providers.base import ApplyReceipt, Provider, drift_message, drifted
 from providers.dnsquery import KeyRejected, Server
 
 #: Record types a zone transfer carries that the server maintains itself (DNSSEC).
@@ -65,6 +65,10 @@ class RFC2136Provider(Provider):
     required_settings = ("server",)
     secret_settings = ("tsig_secret",)
     lists_whole_zone = True
+    #: The server checks each change's ``before`` itself: a prerequisite in the update.
+    backend_checks_before = True
+    #: UPDATE carries any type in DNS's own wire format; the server decides what it takes.
+    supported_types = None
 
     def __init__(self, zone: str, settings: Mapping[str, Any]) -> None:
         super().__init__(zone, settings)
@@ -77,6 +81,10 @@ class RFC2136Provider(Provider):
 
     def __repr__(self) -> str:
         return f"<RFC2136Provider {self.zone} at {self.settings.get('server')}>"
+
+    @property
+    def service(self) -> str:
+        return f"RFC 2136 server {self.settings.get('server')}"
 
     # ----------------------------------------------------------------- settings
 
@@ -148,12 +156,7 @@ class RFC2136Provider(Provider):
         server, what = self.server, f"query {name} NS"
         response = dnsquery.ask(server, dnsquery.make_query(server, name, "NS"), what)
         dnsquery.check_rcode(response, server, what, (dns.rcode.NOERROR, dns.rcode.NXDOMAIN))
-        owner = dns.name.from_text(name)
-        for section in (response.answer, response.authority):
-            rrset = response.get_rrset(section, owner, dns.rdataclass.IN, dns.rdatatype.NS)
-            if rrset is not None:
-                return [dnsquery.to_recordset(rrset)]
-        return []
+        return dnsquery.ns_set(response, name)
 
     def _transfer(self) -> list[RecordSet]:
         """The whole zone by AXFR; ``_TransferUnavailable`` when the server will not give it."""
@@ -203,7 +206,7 @@ class RFC2136Provider(Provider):
 
     # ----------------------------------------------------------------- writing
 
-    def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
+    def _apply(self, changes: Sequence[Change]) -> ApplyReceipt:
         """All changes in ONE UPDATE message, which the server applies entirely or not at all.
 
         Prerequisites (RFC 2136 2.4) make the server check what we read, inside the
@@ -216,11 +219,6 @@ class RFC2136Provider(Provider):
         accept an update yet silently skip part of it (RFC 2136 3.4.2.2: a CNAME
         beside other data, the last apex NS), and that must not pass as success.
         """
-        if not changes:
-            return ApplyReceipt(detail="nothing to change")
-        outside = [c.name for c in changes if not in_zone(c.name, self.zone)]
-        if outside:
-            raise ProviderError(f"not in zone {self.zone}: {', '.join(outside)}")
         response, retried = self._send_update(changes)
         rcode = response.rcode()
         if rcode in PREREQUISITE_FAILED and retried and self._landed(changes) == [c.key for c in changes]:
@@ -290,16 +288,13 @@ class RFC2136Provider(Provider):
         live = index(self._query([c.key for c in changes]))
         return [c.key for c in changes if live.get(c.key) == c.after]
 
-    def _update_error(self, rcode: int, changes: Sequence[Change]) -> ProviderError:
+    def _update_error(self, rcode: dns.rcode.Rcode, changes: Sequence[Change]) -> ProviderError:
         server, zone = self.server, self.zone
         key = f"TSIG key {server.key_name}" if server.key else "no TSIG key"
         where = f"update of {zone} at {server.endpoint}"
         if rcode in PREREQUISITE_FAILED:
-            return DriftError(
-                f"{where}: record changed since it was read (prerequisite failed, "
-                f"{dns.rcode.to_text(rcode)}); nothing was changed{self._drift(changes)}. "
-                "Read again (cutover diff) and re-run."
-            )
+            return DriftError(drift_message(f"{where} (prerequisite failed, {dns.rcode.to_text(rcode)})",
+                                            zone, self._drift(changes), "nothing was changed"))
         if rcode == dns.rcode.NOTAUTH:
             return KeyRejected(
                 f"{where}: NOTAUTH: the server is not authoritative for {zone}, "
@@ -347,19 +342,15 @@ class RFC2136Provider(Provider):
             return None
         return [p for p in integrity.problems(changes, live, self.zone) if p.refused_by_bind]
 
-    def _drift(self, changes: Sequence[Change]) -> str:
-        """Which record sets no longer hold what was read, when the server will tell us."""
+    def _drift(self, changes: Sequence[Change]) -> list[str]:
+        """Which record sets no longer hold what was read, when the server will tell us.
+
+        By values only: a prerequisite compares the data, never the TTL."""
         try:
             live = index(self._query([c.key for c in changes]))
         except ProviderError:
-            return ""
-        moved = []
-        for change in changes:
-            now = live.get(change.key)
-            if (now.values if now else None) != (change.before.values if change.before else None):
-                shown = ", ".join(now.values) if now else "absent"
-                moved.append(f"{change.name} {change.type} is now {shown}")
-        return f" ({'; '.join(moved)})" if moved else ""
+            return []
+        return drifted(changes, live, same=_same_values)
 
     # ----------------------------------------------------------------- nameservers
 
@@ -383,6 +374,10 @@ def _tsig_rcode(exc: BaseException) -> str:
     names = {dns.tsig.PeerBadKey: "NOTAUTH/BADKEY", dns.tsig.PeerBadSignature: "NOTAUTH/BADSIG",
              dns.tsig.PeerBadTime: "NOTAUTH/BADTIME", dns.tsig.PeerBadTruncation: "NOTAUTH/BADTRUNC"}
     return next((text for cls, text in names.items() if isinstance(exc, cls)), type(exc).__name__)
+
+
+def _same_values(now: RecordSet | None, before: RecordSet | None) -> bool:
+    return (now.values if now else None) == (before.values if before else None)
 
 
 def _rdataset(rs: RecordSet, ttl: int | None = None) -> dns.rdataset.Rdataset:

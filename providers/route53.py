@@ -4,9 +4,11 @@ Route 53 applies a change batch as one transaction, and refuses a DELETE whose T
 and values are not exactly what it holds. Both are used on purpose: every update is
 sent as DELETE(the live set) + CREATE(the new set) in one batch instead of UPSERT, so
 a record that someone changed since cutover read it makes the whole batch fail rather
-than be silently overwritten. Before sending, the provider also re-reads the zone and
-compares each change's ``before`` with it, because emulators (and a zone edited a
-second ago) should not be trusted to catch drift on their own.
+than be silently overwritten (``backend_checks_before``). The DELETE must carry the
+live set exactly as Route 53 returned it, so ``_apply`` lists the zone anyway; it
+compares each change's ``before`` with that listing too (``refuse_drift``, the shared
+comparison), because emulators (and a zone edited a second ago) should not be trusted
+to catch drift on their own, and one listing serves both.
 
 Only simple record sets are managed. Alias and routing-policy record sets (weighted,
 latency, geolocation, failover, ...) are left out of ``records()`` and any change
@@ -40,7 +42,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from cutover.errors import DriftError, PartialApplyError, ProviderError, UsageError
+from cutover.errors import PartialApplyError, ProviderError, UnsupportedChange, UsageError
 from cutover.records import Change, RecordKey, RecordSet, shorten
 from providers.base import ApplyReceipt, Provider
 
@@ -52,6 +54,12 @@ MAX_VALUE_CHARS_PER_REQUEST = 32000
 
 #: Total attempts per API call unless the boto3 chain (AWS_MAX_ATTEMPTS, profile) says otherwise.
 DEFAULT_MAX_ATTEMPTS = 10
+
+#: The record types Route 53 supports (its "Supported DNS record types").
+SUPPORTED_TYPES = frozenset({
+    "A", "AAAA", "CAA", "CNAME", "DS", "HTTPS", "MX", "NAPTR", "NS", "PTR", "SOA", "SPF", "SRV",
+    "SSHFP", "SVCB", "TLSA", "TXT",
+})
 
 #: Route 53 is a global service; its API is signed for this region.
 SIGNING_REGION = "us-east-1"
@@ -282,6 +290,10 @@ class Route53Provider(Provider):
     """A Route 53 hosted zone, found by id or by name."""
 
     settings_keys = ("hosted_zone_id", "profile")
+    supported_types = SUPPORTED_TYPES
+    #: Route 53 refuses a DELETE whose values are not the live ones; ``_apply`` also
+    #: compares with the listing it needs for those values (see the module docstring).
+    backend_checks_before = True
 
     def __init__(self, zone: str, settings: Mapping[str, Any]) -> None:
         super().__init__(zone, settings)
@@ -294,6 +306,12 @@ class Route53Provider(Provider):
 
     def __repr__(self) -> str:
         return f"Route53Provider(zone={self.zone!r}, hosted_zone_id={self._zone_id!r})"
+
+    @property
+    def service(self) -> str:
+        """"Route 53 hosted zone Z0123...", once the id is known (given or looked up)."""
+        known = self._hosted_zone["HostedZone"]["Id"].rsplit("/", 1)[-1] if self._hosted_zone else self._zone_id
+        return f"Route 53 hosted zone {known}" if known else "Route 53"
 
     @classmethod
     def check_settings(cls, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -455,13 +473,14 @@ class Route53Provider(Provider):
             log.debug("not managed: %s %s is %s", key[0], key[1], reason)
         return listing
 
-    def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
-        if not changes:
-            return ApplyReceipt(token=None, atomic=True, detail="nothing to change")
+    def _apply(self, changes: Sequence[Change]) -> ApplyReceipt:
+        """The changes as few change batches as Route 53's limits allow, each DELETE with the
+        live values; refused before anything is sent when a change would clobber something."""
         zone_id = self.zone_id
         listing = self.list_zone()
         self.held = dict(listing.held)
-        self._refuse_unsafe(changes, listing)
+        self._refuse_held(changes, listing)
+        self.refuse_drift(changes, listing.sets)
         batches = plan_batches(change_groups(changes, listing.raw))
         ids: list[str] = []
         landed: list[RecordKey] = []
@@ -510,30 +529,15 @@ class Route53Provider(Provider):
                 return False
         return True
 
-    def _refuse_unsafe(self, changes: Sequence[Change], listing: ZoneListing) -> None:
-        """Refuse, before anything is sent, changes that would clobber something."""
-        problems = []
-        for change in changes:
-            what = f"{change.name} {change.type}"
-            live = listing.sets.get(change.key)
-            if not dns.name.from_text(change.name).is_subdomain(dns.name.from_text(self.zone)):
-                problems.append(f"{what} is not in the zone {self.zone}")
-            elif change.key in listing.held:
-                problems.append(
-                    f"{what} is {listing.held[change.key]}; cutover manages only simple record sets "
-                    "and will not replace it (change it in Route 53 itself, or leave it out of the plan)"
-                )
-            elif change.before is None and live is not None:
-                problems.append(f"{what} exists now ({_show(live)}) but was absent when read")
-            elif change.before is not None and live is None:
-                problems.append(f"{what} no longer exists (expected {_show(change.before)})")
-            elif change.before is not None and live != change.before:
-                problems.append(f"{what} changed since it was read: now {_show(live)}, expected {_show(change.before)}")
-        if problems:
-            raise DriftError(
-                f"refusing to change hosted zone {self.zone_id} ({self.zone}); nothing was sent:\n"
-                + "\n".join(f"  - {p}" for p in problems)
-            )
+    def _refuse_held(self, changes: Sequence[Change], listing: ZoneListing) -> None:
+        """Refuse, before anything is sent, to replace an alias or routing-policy record set."""
+        held = [
+            f"{c.name} {c.type} is {listing.held[c.key]}; cutover manages only simple record sets and will "
+            "not replace it (change it in Route 53 itself, or leave it out of the plan)"
+            for c in changes if c.key in listing.held
+        ]
+        if held:
+            raise UnsupportedChange(f"{self.service} ({self.zone}), nothing was sent: " + "; ".join(held))
 
     def nameservers(self) -> list[str]:
         answer = self._zone_answer()
@@ -581,8 +585,3 @@ def _zone_line(hz: Mapping[str, Any]) -> str:
     records = f", {count} record sets" if count is not None else ""
     return f"{hz['Id'].rsplit('/', 1)[-1]} ({kind}{records}{extra})"
 
-
-def _show(rs: RecordSet) -> str:
-    values = ", ".join(shorten(v, 40) for v in rs.values[:4])
-    more = f", ... ({len(rs.values)} values)" if len(rs.values) > 4 else ""
-    return f"TTL {rs.ttl} [{values}{more}]"

@@ -7,8 +7,8 @@ the moment it is written.
 
 Settings:
 
-- ``path`` (required): the directory of the zone files (relative paths are taken
-  from the current directory).
+- ``path`` (required): the directory of the zone files (in a plan, a relative path is
+  taken from the plan's folder; given to the class directly, from the current directory).
 - ``server``: ``address:port`` of the sandbox's authoritative server, which is what
   ``nameservers()`` reports so that ``apply`` verifies against it.
 """
@@ -30,6 +30,12 @@ class SandboxProvider(Provider):
 
     settings_keys = ("path", "server")
     required_settings = ("path",)
+    path_settings = ("path",)
+    #: ``ZoneStore.apply(check=True)`` compares each ``before`` under the store's lock.
+    backend_checks_before = True
+    #: Zone files hold any type dnspython knows.
+    supported_types = None
+    service = "sandbox"
 
     def __init__(self, zone: str, settings: Mapping[str, Any]) -> None:
         super().__init__(zone, settings)
@@ -78,9 +84,8 @@ class SandboxProvider(Provider):
         except (SandboxError, OSError) as exc:
             raise ProviderError(f"sandbox zone {self.zone} cannot be read: {exc}") from exc
 
-    def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
-        if not changes:
-            return ApplyReceipt(detail="nothing to change")
+    def _apply(self, changes: Sequence[Change]) -> ApplyReceipt:
+        """One locked write of the zone file, which checks every ``before`` first."""
         try:
             serial = self.store.apply(self.zone, changes, check=True)
         except ZoneMissing:

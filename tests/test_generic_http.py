@@ -12,8 +12,10 @@ import yaml
 from cutover import plan as plan_mod
 from cutover.errors import PlanError, ProviderError, UsageError
 from cutover.records import Change, RecordSet
-from providers.generic_http import HttpProvider, ReplyMismatch, description_from_settings, dig, render
-from providers.http import RetryPolicy
+from providers.restapi import HttpProvider
+from providers.restapi.description import description_from_settings
+from providers.restapi.template import ReplyMismatch, dig, render
+from providers.httpclient import RetryPolicy
 from tests.test_http import Reply, Script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,15 +102,15 @@ def test_value_fields_come_from_the_dns_parser() -> None:
 
 
 def test_a_malformed_description_lists_every_problem() -> None:
-    _, problems = description_from_settings({
+    _, _, problems = description_from_settings({
         "base_url": "ftp://x",
         "auth": {"type": "oauth"},
         "list": {"path": "zones", "records": "result", "name": "name", "ttl": "ttl", "value": "{content}",
                  "pagination": {"style": "pages", "per_page": 0}, "colour": "red"},
         "create": {"path": "/a/{nope}", "method": "FETCH"},
-    })
+    }, {})
     assert sorted(problems) == sorted([
-        ("list.colour", "unknown key (expected one of: method, path, params, body, records, id, name, type, ttl, value, values, value_by_type, pagination)"),
+        ("list.colour", "unknown key 'colour' (expected one of: method, path, params, body, records, id, name, type, ttl, value, values, value_by_type, pagination)"),
         ("base_url", "'ftp://x' is not an http(s) URL"),
         ("auth.type", "'oauth' is not one of bearer, header, basic, none"),
         ("list.path", "'zones' must start with '/' (it is appended to base_url)"),
@@ -124,41 +126,75 @@ def test_a_malformed_description_lists_every_problem() -> None:
 
 
 def test_shapes_must_fit_together() -> None:
-    _, problems = description_from_settings(pdns_like(apply={"path": "/x", "each_record": {"create": {}, "update": {}, "delete": {}}}))
+    _, _, problems = description_from_settings(pdns_like(apply={"path": "/x", "each_record": {"create": {}, "update": {}, "delete": {}}}), {})
     assert ("list.values", "per-value writes (create/update/delete, apply.each_record) need list.value and list.id, one value per entry") in problems
-    _, problems = description_from_settings(pdns_like(delete={"path": "/x"}))
+    _, _, problems = description_from_settings(pdns_like(delete={"path": "/x"}), {})
     assert ("apply", "give either apply or create/update/delete, not both (found delete)") in problems
+
+
+PLAN_WITH_DESCRIPTION = """\
+    version: 1
+    zone: example.com
+    provider:
+      type: http
+      description: api/desc.yaml
+      base_url: http://127.0.0.1:8081
+      auth: {type: header, header: X-API-Key, value: "${SECRET_FOR_TEST}"}
+    records:
+      - {name: www, type: A, to: [192.0.2.1]}
+    """
+
+
+def plan_beside(tmp_path: Path, desc: dict) -> Path:
+    """A plan in tmp_path/plans naming its description by a path relative to itself."""
+    (tmp_path / "plans" / "api").mkdir(parents=True)
+    (tmp_path / "plans" / "api" / "desc.yaml").write_text(yaml.safe_dump(desc))
+    plan = tmp_path / "plans" / "plan.yaml"
+    plan.write_text(textwrap.dedent(PLAN_WITH_DESCRIPTION))
+    return plan
 
 
 def test_broken_description_file_is_a_plan_error_located_in_the_file(tmp_path: Path, monkeypatch) -> None:
     desc = yaml.safe_load((ROOT / "plans/http/powerdns.yaml").read_text())
     desc["list"]["pagination"] = {"style": "cursor"}
-    (tmp_path / "api.yaml").write_text(yaml.safe_dump(desc))
-    (tmp_path / "plan.yaml").write_text(textwrap.dedent("""\
-        version: 1
-        zone: example.com
-        provider:
-          type: http
-          description: api.yaml
-          base_url: http://127.0.0.1:8081
-          auth: {type: header, header: X-API-Key, value: "${SECRET_FOR_TEST}"}
-        records:
-          - {name: www, type: A, to: [192.0.2.1]}
-        """))
-    monkeypatch.chdir(tmp_path)
+    plan = plan_beside(tmp_path, desc)
+    monkeypatch.chdir(tmp_path)  # not the plan's folder: the description is found beside the plan all the same
     monkeypatch.delenv("SECRET_FOR_TEST", raising=False)
     with pytest.raises(PlanError) as err:
-        plan_mod.load(tmp_path / "plan.yaml")
+        plan_mod.load(plan)
     text = str(err.value)
-    assert "provider.description: api.yaml: list.pagination.next_cursor: missing (the path of the next cursor in a reply)" in text
+    where = tmp_path / "plans" / "api" / "desc.yaml"
+    assert f"provider.description: {where}: list.pagination.next_cursor: missing (the path of the next cursor in a reply)" in text
     assert "provider.auth.value: environment variable SECRET_FOR_TEST is not set" in text
+
+
+def test_description_is_read_once_with_env_from_the_plan(tmp_path: Path, monkeypatch) -> None:
+    """The plan loader reads the file (its ${ENV} from the plan's environment, the plan's
+    own keys winning); the provider is built from that, not from the file again."""
+    desc = yaml.safe_load((ROOT / "plans/http/powerdns.yaml").read_text())
+    desc["vars"] = {"server_id": "${SERVER_FOR_TEST}"}
+    plan = plan_mod.load(plan_beside(tmp_path, desc), environ={"SECRET_FOR_TEST": TOKEN, "SERVER_FOR_TEST": "left"})
+    settings = plan.provider.settings
+    assert "description" not in settings and settings["vars"] == {"server_id": "left"}
+    assert settings["base_url"] == "http://127.0.0.1:8081"  # the plan's, over the file's
+    (tmp_path / "plans" / "api" / "desc.yaml").unlink()
+    p = HttpProvider("example.com.", settings)
+    assert p.desc.vars == {"server_id": "left"} and p.desc.auth.secret == TOKEN
+
+
+def test_unset_variable_in_the_description_file_is_located_in_it(tmp_path: Path) -> None:
+    desc = yaml.safe_load((ROOT / "plans/http/powerdns.yaml").read_text())
+    desc["vars"] = {"server_id": "${SERVER_FOR_TEST}"}
+    with pytest.raises(PlanError) as err:
+        plan_mod.load(plan_beside(tmp_path, desc), environ={"SECRET_FOR_TEST": TOKEN})
+    assert f"provider.description: {tmp_path / 'plans/api/desc.yaml'}: vars.server_id: environment variable SERVER_FOR_TEST is not set" in str(err.value)
 
 
 def test_missing_description_is_refused() -> None:
     assert HttpProvider.check_settings({"base_url": "http://x"}) == [
         ("description", "missing: give a description file, or base_url, list and the write sections")
     ]
-    with pytest.raises(UsageError, match="http provider: description: cannot read 'nope.yaml'"):
+    with pytest.raises(UsageError, match="http provider: description: nope.yaml: no such file"):
         HttpProvider("example.com.", {"description": "nope.yaml"})
 
 

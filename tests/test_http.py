@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 
 from cutover.errors import ProviderError
-from providers.http import ApiClient, ApiError, RetryPolicy, retry_after
+from providers.httpclient import ApiClient, ApiError, RetryPolicy, retry_after
 from tests.integration.servers import free_port
 
 SECRET = "tok-" + "x9" * 16

@@ -277,4 +277,4 @@ def test_operator_retry_settings_win(clean_aws_env: pytest.MonkeyPatch) -> None:
 
 def test_missing_profile_is_a_provider_error(clean_aws_env: pytest.MonkeyPatch) -> None:
     with pytest.raises(ProviderError, match="'nope' is not in the AWS config files"):
-        Route53Provider(ZONE, {"profile": "nope"}).client
+        _ = Route53Provider(ZONE, {"profile": "nope"}).client  # the client is made on first use

@@ -193,8 +193,9 @@ class Sandbox:
         raise KeyError(name)
 
     def provider_settings(self) -> dict[str, str]:
-        """Settings for a plan's ``provider:`` section with ``type: sandbox``."""
-        return {"path": str(self.directory), "server": _endpoint_text(*self.authoritative)}
+        """Settings for a plan's ``provider:`` section with ``type: sandbox``; the path is
+        absolute, since a plan resolves relative paths from its own folder."""
+        return {"path": str(self.directory.resolve()), "server": _endpoint_text(*self.authoritative)}
 
     def warm(self, name: str, rdtype: str = "A") -> None:
         """Fill every cache that answers with the current answer for (name, type)."""

@@ -16,9 +16,19 @@ from __future__ import annotations
 
 import pytest
 
-from cutover.errors import DriftError
+from cutover.errors import DriftError, UnsupportedChange
 from cutover.records import Change, RecordSet, index
 from providers.base import Provider
+
+
+#: Types some backends lack, with a value each: one of them is missing from every
+#: ``supported_types`` that is not None (SOA for the backends that keep it themselves).
+UNCOMMON = {
+    "HINFO": '"PC" "Linux"',
+    "URI": '10 1 "https://www.example.com/"',
+    "LOC": "52 22 23.000 N 4 53 32.000 E -2.00m 1m 10000m 10m",
+    "SOA": "ns1.example.com. hostmaster.example.com. 1 7200 900 1209600 600",
+}
 
 
 def rs(provider: Provider, name: str, rtype: str, ttl: int, *values: str) -> RecordSet:
@@ -120,3 +130,17 @@ class ProviderConformance:
         apply(provider, Change(www, rs(provider, "www", "A", 300, "203.0.113.10")))
         now = live(provider, mx.key, mail.key)
         assert now[mx.key] == mx and now[mail.key] == mail
+
+    def test_unsupported_type_is_refused_before_sending(self, provider: Provider) -> None:
+        """A type the backend lacks is an ``UnsupportedChange`` (exit 2), like the plan problem
+        it would have been, and nothing of the apply lands."""
+        if provider.supported_types is None:
+            pytest.skip("this backend takes any record type")
+        www, mx, mail = self.seed(provider)
+        rtype = next(t for t in UNCOMMON if t not in provider.supported_types)
+        odd = rs(provider, "odd", rtype, 300, UNCOMMON[rtype])
+        with pytest.raises(UnsupportedChange) as refused:
+            provider.apply([Change(www, rs(provider, "www", "A", 300, "203.0.113.10")), Change(None, odd)])
+        assert refused.value.exit_code == 2 and rtype in str(refused.value)
+        now = live(provider, www.key, odd.key)
+        assert now[www.key] == www and odd.key not in now

@@ -9,7 +9,7 @@ import pytest
 from cutover.errors import ProviderError
 from cutover.records import Change, normalise_value
 from providers.cloudflare import CloudflareProvider, presentation, write_fields
-from providers.http import RetryPolicy
+from providers.httpclient import RetryPolicy
 from tests.integration.conformance import ProviderConformance, apply, live, rs
 from tests.integration.servers.cloudflare_fake import FakeCloudflare, cloudflare_api  # noqa: F401
 

@@ -13,8 +13,8 @@ import yaml
 from cutover import plan as plan_mod
 from cutover.errors import PartialApplyError, ProviderError
 from cutover.records import Change
-from providers.generic_http import HttpProvider
-from providers.http import RetryPolicy
+from providers.restapi import HttpProvider
+from providers.httpclient import RetryPolicy
 from tests.integration.conformance import ProviderConformance, live, rs
 from tests.integration.servers.cloudflare_fake import FakeCloudflare, Invalid, cloudflare_api  # noqa: F401
 from tests.integration.servers.pdns import PdnsServer, pdns_server, pdns_zone  # noqa: F401
@@ -26,8 +26,9 @@ CF_ZONE = "example.test."
 
 
 def shipped_plan(name: str, monkeypatch: pytest.MonkeyPatch, **env: str) -> plan_mod.Plan:
-    """The plan in plans/ as an operator would load it (from the repository root)."""
-    monkeypatch.chdir(ROOT)
+    """The plan in plans/ as an operator would load it, from any directory (its description
+    path is taken from the plan's folder)."""
+    monkeypatch.chdir("/")
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return plan_mod.load(ROOT / "plans" / name)

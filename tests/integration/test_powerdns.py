@@ -11,7 +11,7 @@ import requests
 
 from cutover.errors import ProviderError
 from cutover.records import Change, RecordSet
-from providers.http import RetryPolicy
+from providers.httpclient import RetryPolicy
 from providers.powerdns import PowerDNSProvider, zone_id
 from tests.integration.conformance import ProviderConformance, apply, live, rs
 from tests.integration.servers import free_port

@@ -18,7 +18,7 @@ import boto3
 import pytest
 import requests
 
-from cutover.errors import PartialApplyError, ProviderError, UsageError
+from cutover.errors import DriftError, PartialApplyError, ProviderError, UsageError
 from cutover.records import Change, RecordSet, index
 from providers.route53 import Route53Provider
 from tests.integration.conformance import ProviderConformance, rs
@@ -291,7 +291,7 @@ def test_drift_since_read_is_refused_before_sending(aws: Any, zone: tuple[str, s
 def test_create_of_a_record_that_appeared_is_refused(aws: Any, zone: tuple[str, str], provider: Route53Provider) -> None:
     name, zone_id = zone
     raw_change(aws, zone_id, "CREATE", simple(f"new.{name}", "A", 300, "198.51.100.1"))
-    with pytest.raises(ProviderError, match="exists now"):
+    with pytest.raises(DriftError, match=r"changed since it was read, nothing was sent: new\..* A is now ttl 300 \['198\.51\.100\.1'\] \(read as absent\)"):
         provider.apply([Change(None, rs(provider, "new", "A", 300, "203.0.113.1"))])
 
 

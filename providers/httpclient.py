@@ -1,4 +1,5 @@
-"""A small HTTP client for providers that speak a JSON API over ``requests``.
+"""The HTTP client of the providers that speak a JSON API over ``requests`` (powerdns,
+cloudflare, and the http provider in ``providers.restapi``).
 
 It exists so that every HTTP provider retries the same way and fails the same way:
 
@@ -113,6 +114,9 @@ class ApiClient:
         self.policy = policy
         self.describe = describe
         self.sleep: Callable[[float], None] = time.sleep  # tests replace it to observe pauses
+        #: The ``Link`` header (RFC 8288) of the last successful reply, parsed: APIs that
+        #: paginate by ``rel="next"`` links (GitHub style) are followed through it.
+        self.last_links: dict[str, dict[str, str]] = {}
         self._secrets = tuple(s for s in secrets if s)
         self._session = requests.Session()
         self._session.headers.update({"Accept": "application/json", **headers})
@@ -181,6 +185,7 @@ class ApiClient:
         self.sleep(min(wait, self.policy.max_wait))
 
     def _json(self, method: str, path: str, response: requests.Response) -> Any:
+        self.last_links = dict(response.links)
         if response.status_code == 204 or not response.content:
             return None
         try:
