@@ -102,12 +102,18 @@ def soa(resolver, serial):
                   (f"ns1.example.com. host.example.com. {serial} 7200 900 1209600 600",))
 
 
-def test_the_old_ttl_clock_starts_when_the_last_authoritative_server_has_the_change(env):
-    ctx, provider, journal, clock = env
+def applied(env) -> monitor.Setup:
+    """The plan prepared, applied once the long TTL ran out, and what watch would look for."""
+    ctx, provider, _, clock = env
     applymod.prepare(ctx)
     clock.t += 4000
     applymod.apply(ctx, verify_after=False)
-    s, _ = targets(ctx, provider)
+    return targets(ctx, provider)[0]
+
+
+def test_the_old_ttl_clock_starts_when_the_last_authoritative_server_has_the_change(env):
+    ctx, provider, journal, clock = env
+    s = applied(env)
     s = monitor.replace(s, servers=(NS_A, NS_B), agreed_since=None)
     t = s.targets
     lagging = [answer(NS_A, x, "new") for x in t] + [answer(NS_B, x, "old") for x in t] + [soa(NS_A, 8), soa(NS_B, 7)]
@@ -137,10 +143,7 @@ def iso_of(ts: float) -> str:
 
 def test_a_later_watch_resumes_the_agreement_from_the_journalled_rounds(env):
     ctx, provider, journal, clock = env
-    applymod.prepare(ctx)
-    clock.t += 4000
-    applymod.apply(ctx, verify_after=False)
-    s, _ = targets(ctx, provider)
+    s = applied(env)
     s = monitor.replace(s, servers=(NS_A,))
     monitor.record_round(s, journal, [answer(NS_A, x, "old") for x in s.targets], clock.t + 5)
     monitor.record_round(s, journal, [answer(NS_A, x, "new") for x in s.targets], clock.t + 20)
@@ -174,10 +177,7 @@ def test_an_authoritative_server_seen_serving_old_data_replaces_the_guess(env):
 
 def test_quorum_names_the_silent_resolvers(env):
     ctx, provider, journal, clock = env
-    applymod.prepare(ctx)
-    clock.t += 4000
-    applymod.apply(ctx, verify_after=False)
-    s, _ = targets(ctx, provider)
+    s = applied(env)
     silent = [Resolver("192.0.2.100", port=1000 + i, name=f"silent{i}") for i in range(19)]
     s = monitor.replace(s, servers=(NS_A,), resolvers=(PUBLIC[0], *silent))
     found = [answer(NS_A, x, "new") for x in s.targets] + [answer(PUBLIC[0], x, "new") for x in s.targets]

@@ -9,6 +9,7 @@ chosen step by wrapping one function; production code has no fault hooks.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -160,13 +161,19 @@ DISK_FULL = textwrap.dedent('''
 ''')
 
 
+def without_coverage() -> dict[str, str]:
+    """The child's environment without coverage measurement: coverage saves its data at
+    exit, which a full disk makes fail loudly, and that is not cutover's output."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+
+
 def test_full_disk_before_sending_changes_nothing(world, tmp_path):
     sb, plan, _ = world
     assert cutover("status", str(plan), cwd=tmp_path).returncode == 0  # the journal exists, as after a prepare
     script = tmp_path / "full.py"
     script.write_text(DISK_FULL)
     result = subprocess.run([sys.executable, str(script), "before-send", "apply", str(plan), "--yes"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, env=without_coverage())
     assert result.returncode == 2, result.stderr
     assert "journal write failed" in result.stderr and "Traceback" not in result.stderr
     assert zone_values(sb) == {(OLD,)}
@@ -178,7 +185,7 @@ def test_full_disk_after_sending_says_so_and_the_next_run_settles(world, tmp_pat
     script = tmp_path / "full.py"
     script.write_text(DISK_FULL)
     result = subprocess.run([sys.executable, str(script), "after-send", "apply", str(plan), "--yes"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, env=without_coverage())
     assert result.returncode == 2, result.stderr
     assert "The provider ACCEPTED the change" in result.stderr and "Traceback" not in result.stderr
     assert zone_values(sb) == {(NEW,)}

@@ -15,6 +15,21 @@ import time
 import pytest
 
 
+class ZoneNames:
+    """A test zone's name as a server's config needs it: the absolute origin and a file name.
+    Mixed into each server's zone description (``name`` is its first field)."""
+
+    name: str
+
+    @property
+    def origin(self) -> str:
+        return self.name if self.name.endswith(".") else self.name + "."
+
+    @property
+    def file_name(self) -> str:
+        return self.origin.rstrip(".") + ".zone"
+
+
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     """A loopback port free for both UDP and TCP right now."""
     for _ in range(50):

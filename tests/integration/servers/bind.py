@@ -48,14 +48,14 @@ import dns.rdatatype
 import dns.tsig
 import pytest
 
-from tests.integration.servers import free_port, need_binary, stop_process
+from tests.integration.servers import ZoneNames, free_port, need_binary, stop_process
 
 KEY_ALGORITHM = "hmac-sha256"
 READY_TIMEOUT = 20.0
 
 
 @dataclass(frozen=True)
-class BindZone:
+class BindZone(ZoneNames):
     """One zone and what the test key may do with it: a primary (the default), or a
     secondary of ``primary`` (address, port) that starts empty and transfers the zone."""
 
@@ -67,13 +67,6 @@ class BindZone:
     refresh: int = 60  # SOA refresh; a lab secondary is meant to lag, so it gets an hour
     default_ns: bool = True  # "@ NS ns1" + "ns1 A 127.0.0.1"; off when records bring the apex NS
 
-    @property
-    def origin(self) -> str:
-        return self.name if self.name.endswith(".") else self.name + "."
-
-    @property
-    def file_name(self) -> str:
-        return self.origin.rstrip(".") + ".zone"
 
     @property
     def secondary(self) -> bool:

@@ -39,7 +39,7 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from tests.integration.servers import free_port, need_binary, stop_process
+from tests.integration.servers import ZoneNames, free_port, need_binary, stop_process
 
 KEY_ALGORITHM = "hmac-sha256"
 READY_TIMEOUT = 20.0
@@ -49,20 +49,13 @@ KeyKind = Literal["transfer", "update"]
 
 
 @dataclass(frozen=True)
-class KnotZone:
+class KnotZone(ZoneNames):
     """One primary zone: SOA, ``@ NS ns1`` with ``ns1 A 127.0.0.1``, and ``records``
     (zone-file lines relative to the zone)."""
 
     name: str
     records: tuple[str, ...] = ()
 
-    @property
-    def origin(self) -> str:
-        return self.name if self.name.endswith(".") else self.name + "."
-
-    @property
-    def file_name(self) -> str:
-        return self.origin.rstrip(".") + ".zone"
 
 
 @dataclass
