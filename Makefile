@@ -10,9 +10,9 @@ PY := $(VENV)/bin/python
 DEBIAN_PACKAGES := bind9 bind9-utils unbound pdns-server pdns-backend-sqlite3 sqlite3 chromium fonts-dejavu-core iproute2 knot
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# The coverage floor: today's figure (96%, with the child processes the tests start), rounded
-# down; raise it as tests come.
-COVERAGE_FLOOR ?= 95
+# The coverage floor: today's figure (95.5-96%, with the child processes the tests start), less
+# a point for the run-to-run spread (retry and timeout paths); raise it as tests come.
+COVERAGE_FLOOR ?= 94
 
 .PHONY: demo test lint venv debian-packages
 
