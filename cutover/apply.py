@@ -363,7 +363,8 @@ def _outcome(ctx: Context, run: Run, servers: Sequence[verify.ServerResult], not
     TTL before a prepare whose wait was cut short counts); unknown while one still lags."""
     changes = run.landed_changes
     neg_ttl = verify.negative_ttl(live, ctx.plan.zone)
-    old = [history.target_for(c, run.changed, ctx.journal, ctx.plan.zone, neg_ttl) for c in changes]
+    windows = guards.prepared_until(ctx.journal.runs(ctx.plan.zone, ("prepare",)))
+    old = [history.target_for(c, run.changed, ctx.journal, ctx.plan.zone, neg_ttl, windows) for c in changes]
     longest_old = max((t.old_ttl for t in old), default=0)
     start = _agreed_at(ctx, run, servers)
     until = start + longest_old + bounds.ROUNDING if start is not None else None

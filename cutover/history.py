@@ -41,22 +41,34 @@ class History:
 def read(plan: Plan, journal: Journal, live: Mapping[RecordKey, RecordSet], neg_ttl: int) -> History:
     """Targets from the journal (what was changed, from what, when), else from the plan."""
     last = journal.last(plan.zone, ("apply", "rollback"), LANDED)
+    prepares = journal.runs(plan.zone, ("prepare",))
+    past = _Read(journal.rounds(plan.zone), guards.prepared_until(prepares), prepares)
     if last is not None and last.kind == "rollback":
-        targets = [target_for(c, last.changed, journal, plan.zone, neg_ttl) for c in last.landed_changes]
+        targets = [target_for(c, last.changed, journal, plan.zone, neg_ttl, past.windows) for c in last.landed_changes]
         history = History(tuple(targets), last.changed, f"rollback run {last.id}", None, last)
     elif last is not None:
-        targets, runs = _from_applies(plan, journal, live, neg_ttl)
+        targets, runs = _from_applies(plan, journal, live, neg_ttl, past)
         change = max((r.changed for r in runs if r.changed is not None), default=None)
         source = "apply run" + ("s " if len(runs) > 1 else " ") + ", ".join(str(r.id) for r in runs)
         history = History(tuple(targets), change, source, None, runs[-1] if runs else last)
     else:
-        targets = _from_plan(plan, plan.records, journal, live, neg_ttl)
-        change, source = _observed_change(journal, plan.zone, targets)
+        targets = _from_plan(plan, plan.records, past, live, neg_ttl)
+        change, source = _observed_change(past.rounds, targets)
         history = History(tuple(targets), change, source, None, None)
-    return _with_agreement(history, journal, plan.zone)
+    return _with_agreement(history, journal, past.rounds)
 
 
-def _with_agreement(h: History, journal: Journal, zone: str) -> History:
+@dataclass(frozen=True)
+class _Read:
+    """What the journal holds for the zone, read once per ``read``: every round, the
+    prepare runs and their TTL windows (each is needed by several rules below)."""
+
+    rounds: list[dict[str, Any]]
+    windows: Mapping[RecordKey, float]
+    prepares: list[Run]
+
+
+def _with_agreement(h: History, journal: Journal, rounds: Sequence[Mapping[str, Any]]) -> History:
     """When every authoritative server has served the new data since: the apply's
     verification if it found all of them new, then every later round (a round where one
     lagged starts the clock again)."""
@@ -68,7 +80,8 @@ def _with_agreement(h: History, journal: Journal, zone: str) -> History:
         return h
     wanted = {(t.name, t.type, t.new, t.old) for t in h.targets}
     # a change dated by a round carries that round's millisecond time: allow its rounding
-    for doc in journal.rounds(zone, since=h.change_time - 0.001):
+    since_change = [d for d in rounds if parse_iso(d["time"]).timestamp() >= h.change_time - 0.001]
+    for doc in since_change:
         agreement = doc.get("authoritative")
         if not isinstance(agreement, dict) or not _same_targets(doc, wanted):
             continue
@@ -84,7 +97,7 @@ def _same_targets(doc: Mapping[str, Any], wanted: set[tuple[str, str, tuple[str,
 
 
 def _from_applies(plan: Plan, journal: Journal, live: Mapping[RecordKey, RecordSet],
-                  neg_ttl: int) -> tuple[list[Target], list[Run]]:
+                  neg_ttl: int, past: _Read) -> tuple[list[Target], list[Run]]:
     """Per plan record, the newest apply that moved it to the plan's values (back to the last
     rollback); a record whose change did not land (a partial apply) is watched too, from its
     journalled ``before``, so that it holds the verdict back until it is really there. A
@@ -100,14 +113,14 @@ def _from_applies(plan: Plan, journal: Journal, live: Mapping[RecordKey, RecordS
             continue
         run, change, landed = found
         if landed:
-            targets.append(target_for(change, run.changed, journal, plan.zone, neg_ttl))
+            targets.append(target_for(change, run.changed, journal, plan.zone, neg_ttl, past.windows))
             used.append(run)
         else:
             before = change.before
             targets.append(_watch(record.key, record.to, before.values if before else (),
                                   before.ttl if before else neg_ttl, "journal" if before else "negative TTL"))
     if outside:
-        targets += _from_plan(plan, outside, journal, live, neg_ttl, required=False)
+        targets += _from_plan(plan, outside, past, live, neg_ttl, required=False)
     return targets, sorted(set(used), key=lambda r: r.id) or applies[-1:]
 
 
@@ -125,24 +138,28 @@ def _newest_change(applies: Sequence[Run], key: RecordKey, to: tuple[str, ...]) 
     return attempt
 
 
-def target_for(change: Change, changed: float | None, journal: Journal, zone: str, neg_ttl: int) -> Target:
+def target_for(change: Change, changed: float | None, journal: Journal, zone: str, neg_ttl: int,
+               windows: Mapping[RecordKey, float] | None = None) -> Target:
     """What watchers look for after ``change``. The old TTL is the longest a cache may still
     hold the old answer for, counted from the change: the TTL just before it, or what is
-    left of a longer TTL from before a prepare whose wait was cut short (``--force``)."""
+    left of a longer TTL from before a prepare whose wait was cut short (``--force``).
+    ``windows`` are the prepares' (``guards.prepared_until``), when already read."""
     old_ttl, source = (change.before.ttl, "journal") if change.before else (neg_ttl, "negative TTL")
-    window = guards.prepared_until(journal.runs(zone, ("prepare",))).get(change.key)
+    if windows is None:
+        windows = guards.prepared_until(journal.runs(zone, ("prepare",)))
+    window = windows.get(change.key)
     if window is not None and changed is not None and int(window - changed + 0.999) > old_ttl:
         old_ttl, source = int(window - changed + 0.999), "prepare"
     return _watch(change.key, change.after.values if change.after else (),
                   change.before.values if change.before else (), old_ttl, source)
 
 
-def _from_plan(plan: Plan, records: Sequence[PlannedRecord], journal: Journal, live: Mapping[RecordKey, RecordSet],
+def _from_plan(plan: Plan, records: Sequence[PlannedRecord], past: _Read, live: Mapping[RecordKey, RecordSet],
                neg_ttl: int, required: bool = True) -> list[Target]:
     """Without a journalled apply, "old" is the plan's ``from``, with the longest pre-change
     TTL known: the one before a prepare, the live one while the record still holds its old
     values, or one that earlier rounds recorded; else ``retire.max_old_ttl``."""
-    known = _recorded_ttls(plan.zone, journal)
+    known = _recorded_ttls(past)
     out = []
     for record in records:
         if record.from_ is None:
@@ -165,7 +182,7 @@ def _from_plan(plan: Plan, records: Sequence[PlannedRecord], journal: Journal, l
     return out
 
 
-def _recorded_ttls(zone: str, journal: Journal) -> dict[RecordKey, tuple[int, str]]:
+def _recorded_ttls(past: _Read) -> dict[RecordKey, tuple[int, str]]:
     """The longest pre-change TTL per record that prepares and earlier rounds recorded."""
     known: dict[RecordKey, tuple[int, str]] = {}
 
@@ -173,11 +190,11 @@ def _recorded_ttls(zone: str, journal: Journal) -> dict[RecordKey, tuple[int, st
         if ttl > known.get(key, (-1, ""))[0]:
             known[key] = (ttl, source)
 
-    for run in journal.runs(zone, ("prepare",)):
+    for run in past.prepares:
         for c in run.changes:
             if c.change.before is not None:
                 note(c.change.key, c.change.before.ttl, "prepare")
-    for doc in journal.rounds(zone):
+    for doc in past.rounds:
         for rec in doc.get("records", []):
             if rec.get("old_ttl_source") in RECORDED_SOURCES:
                 note((rec["name"], rec["type"]), int(rec.get("old_ttl", 0)), "rounds")
@@ -206,12 +223,12 @@ def _watch(key: RecordKey, new: tuple[str, ...], old: tuple[str, ...], old_ttl: 
     return Target(key, new, old, old_ttl, source, recursive=key[1] != "NS")
 
 
-def _observed_change(journal: Journal, zone: str, targets: Sequence[Target]) -> tuple[float | None, str]:
+def _observed_change(rounds: Sequence[Mapping[str, Any]], targets: Sequence[Target]) -> tuple[float | None, str]:
     """A change made outside cutover is dated by the first round, watching these same
     targets, where every authoritative server had it (older rounds of another cutover of
     the zone do not count)."""
     wanted = {(t.name, t.type, t.new, t.old) for t in targets}
-    for doc in journal.rounds(zone):
+    for doc in rounds:
         agreement = doc.get("authoritative")
         agreed = agreement.get("all_new") if isinstance(agreement, dict) else doc.get("authoritative_all_new")
         watched = {(r["name"], r["type"], tuple(r["new"]), tuple(r["old"])) for r in doc.get("records", [])}

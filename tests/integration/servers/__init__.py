@@ -10,7 +10,10 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Sequence
 
 import pytest
 
@@ -28,6 +31,31 @@ class ZoneNames:
     @property
     def file_name(self) -> str:
         return self.origin.rstrip(".") + ".zone"
+
+
+def serve_http(serve: Callable[[BaseHTTPRequestHandler, str], None],
+               methods: Sequence[str] = ("GET", "POST")) -> ThreadingHTTPServer:
+    """A local HTTP API on 127.0.0.1 (a free port) for the fake services: every request of
+    ``methods`` goes to ``serve(handler, method)``, in its own thread, without logging."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:  # keep test output clean
+            pass
+
+    for method in methods:
+        setattr(Handler, f"do_{method}", lambda self, m=method: serve(self, m))
+    httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return httpd
+
+
+def stop_http(httpd: ThreadingHTTPServer | None) -> None:
+    if httpd is not None:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.integration.servers import free_port
+from tests.integration.servers import serve_http, stop_http
 
 API_PREFIX = "/client/v4"
 PROXIABLE = frozenset({"A", "AAAA", "CNAME"})
@@ -83,7 +83,6 @@ class FakeCloudflare:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- set-up used by tests -----------------------------------------------------
 
@@ -131,36 +130,11 @@ class FakeCloudflare:
     # -- server -------------------------------------------------------------------
 
     def start(self) -> "FakeCloudflare":
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:  # keep test output clean
-                pass
-
-            def do_GET(self) -> None:
-                api._serve(self, "GET")
-
-            def do_POST(self) -> None:
-                api._serve(self, "POST")
-
-            def do_PATCH(self) -> None:
-                api._serve(self, "PATCH")
-
-            def do_DELETE(self) -> None:
-                api._serve(self, "DELETE")
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        self._httpd = serve_http(self._serve, ("GET", "POST", "PATCH", "DELETE"))
         return self
 
     def stop(self) -> None:
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        stop_http(self._httpd)
 
     def _serve(self, h: BaseHTTPRequestHandler, method: str) -> None:
         length = int(h.headers.get("Content-Length") or 0)

@@ -39,7 +39,7 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from tests.integration.servers import free_port
+from tests.integration.servers import serve_http, stop_http
 
 QUERY_TYPES = {"A", "AAAA", "ANY", "CNAME", "DNSKEY", "DS", "HTTPS", "MX", "NS", "NSEC", "PTR", "RRSIG", "SOA", "TXT", "SRV", "SVCB"}
 LOCATION_KEYS = {"continent", "region", "country", "state", "city", "asn", "network", "tags", "magic", "limit"}
@@ -137,29 +137,11 @@ class FakeGlobalping:
     # -- server -----------------------------------------------------------------------
 
     def start(self) -> "FakeGlobalping":
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                api._serve(self, "GET")
-
-            def do_POST(self) -> None:
-                api._serve(self, "POST")
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._httpd = serve_http(self._serve, ("GET", "POST"))
         return self
 
     def stop(self) -> None:
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        stop_http(self._httpd)
 
     def _serve(self, h: BaseHTTPRequestHandler, method: str) -> None:
         length = int(h.headers.get("Content-Length") or 0)
