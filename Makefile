@@ -7,7 +7,7 @@
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEBIAN_PACKAGES := bind9 bind9-utils unbound pdns-server pdns-backend-sqlite3 sqlite3 chromium fonts-dejavu-core iproute2 knot
+DEBIAN_PACKAGES := bind9 bind9-utils unbound pdns-server pdns-backend-sqlite3 sqlite3 chromium fonts-dejavu-core iproute2 knot nginx postfix
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The coverage floor: today's figure (95.5-96%, with the child processes the tests start), less

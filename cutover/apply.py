@@ -17,6 +17,7 @@ from cutover import bounds, conflicts, guards, history, integrity, verify
 from cutover.errors import CutoverError, GuardError, PartialApplyError, ProviderError, StateError, UsageError
 from cutover.journal import LANDED, UNSETTLED, Journal, Run
 from cutover.plan import Plan
+from cutover.readiness import Check, run as ready_run, targets as ready_targets
 from cutover.records import Change, RecordKey, RecordSet, index
 from cutover.times import iso
 from providers.base import Provider
@@ -91,9 +92,22 @@ def zone_diff(ctx: Context) -> diffmod.ZoneDiff:
 
 
 def review(ctx: Context, live: Mapping[RecordKey, RecordSet], size: int | None) -> diffmod.ZoneDiff:
-    """The diff with every guard's refusals: ``diff`` shows them, ``apply`` acts on them."""
+    """The diff with every guard's refusals: ``diff`` shows them, ``apply`` acts on them.
+    A diff that changes something also checks the new servers (the ``readiness`` guard)."""
     zdiff = diff_with_targets(ctx, live, size)
+    if zdiff.changes:
+        zdiff = replace(zdiff, readiness=tuple(readiness_checks(ctx, live)))
     return replace(zdiff, refusals=tuple(_guards(ctx, zdiff, live, size)))
+
+
+def readiness_checks(ctx: Context, live: Mapping[RecordKey, RecordSet]) -> list[Check]:
+    """The plan's readiness checks (``cutover check``), with the live records they need
+    read first when the provider saw only the names it was asked for."""
+    seen = dict(live)
+    if not ctx.provider.lists_whole_zone:
+        wanted = [k for k in ready_targets.keys_to_read(ctx.plan) if k not in live]
+        seen.update(index(ctx.provider.records(wanted)) if wanted else {})
+    return ready_run.check_plan(ready_targets.derive(ctx.plan, seen), ctx.plan.ready)
 
 
 def diff_with_targets(ctx: Context, live: Mapping[RecordKey, RecordSet], size: int | None) -> diffmod.ZoneDiff:
@@ -263,6 +277,7 @@ def _guards(ctx: Context, zdiff: diffmod.ZoneDiff, live: Mapping[RecordKey, Reco
         *guards.left_behind(zdiff),
         *guards.integrity(zdiff),
         *guards.conflict(zdiff),
+        *guards.readiness(zdiff),
     ]
 
 

@@ -26,7 +26,7 @@ from cutover.diff import ZoneDiff
 from cutover.errors import CutoverError, GuardError, ProviderError, UsageError
 from cutover.journal import Journal
 from cutover.liveview import LiveView
-from cutover.session import Failure, Session, explain, load_plans
+from cutover.session import Failure, Readiness, Session, explain, load_plans, load_probes
 #: Version of the JSON documents' shapes, in every document as ``schema``: 2 since the
 #: verdict gained authoritative agreement, quorum and records left behind.
 SCHEMA_VERSION = 2
@@ -101,6 +101,23 @@ def cmd_diff(args: argparse.Namespace, out: Output) -> int:
     if args.check and any(r.refusals for r in diffs):
         return GuardError.exit_code
     return 1 if any(not r.in_sync for r in diffs) else 0
+
+
+def cmd_check(args: argparse.Namespace, out: Output) -> int:
+    """Exit 0 when every plan's new servers are ready, 1 when one is not, 2 for a bad plan,
+    3 when the checks could not run (the provider could not be read)."""
+    plans = load_plans(args.plans)
+    with session(args, out) as s:
+        results, worst = s.each(plans, s.check)
+    if out.json:
+        out.document({"plans": [r.as_dict() for r in results]})
+    else:
+        for r in results:
+            if not isinstance(r, Failure):
+                out.text(render.readiness_text(r.plan.zone, str(r.plan.path), r.checks))
+    if worst:
+        return worst
+    return 0 if all(r.ready for r in results if isinstance(r, Readiness)) else 1
 
 
 def cmd_prepare(args: argparse.Namespace, out: Output) -> int:
@@ -185,7 +202,8 @@ def cmd_watch(args: argparse.Namespace, out: Output) -> int:
     plans = load_plans(args.plans)
     notify_urls = [notifymod.check_url(url) for url in args.notify]  # a typo fails before any provider call
     with session(args, out) as s:
-        results, worst = s.each(plans, lambda plan: s.watch(plan, args.resolvers))
+        probes = load_probes(args.probes)
+        results, worst = s.each(plans, lambda plan: s.watch(plan, args.resolvers, probes))
         if worst:
             return worst
         watches = [r for r in results if not isinstance(r, Failure)]
@@ -365,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("diff", cmd_diff, "dry run: what apply would change and what it would refuse "
                                   "(exit 0 in sync, 1 changes pending)")
     p.add_argument("--check", action="store_true", help="exit 2 when apply would refuse (for CI), as a guard does")
+    command("check", cmd_check, "is the new server ready? web (HTTP, HTTPS, certificate) and mail (SMTP, STARTTLS, "
+                                "RCPT, SPF) checks of the servers the plan moves to (exit 0 ready, 1 not)")
     command("prepare", cmd_prepare, "lower the managed record sets' TTL to prepare.ttl ahead of the window")
     for name, handler, help_, overridable in (
         ("apply", cmd_apply, "check the guards, change the records, wait, verify at every nameserver", guards.GUARDS),
@@ -383,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="one round; exit 0 if the verdict is reached, else 1")
     p.add_argument("--resolvers", metavar="SPEC", help="public[:unfiltered|country=XX|operator=NAME], a file, or ip[:port],...")
     p.add_argument("--grid", action="store_true", help="show every resolver's answer on a terminal")
+    p.add_argument("--probes", metavar="FILE", help="a YAML list of probe entries (as watch.probes) instead of the "
+                   "plans'; none: no probes")
     p.add_argument("--notify", action="append", default=[], metavar="URL",
                    help="post a message to this Slack/Teams-style webhook on milestones and errors (repeatable)")
     p = command("report", cmd_report, "one self-contained HTML report of the cutover from the journal")

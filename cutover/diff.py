@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from cutover import conflicts as conflictsmod, integrity, leftbehind
 from cutover.plan import Plan
+from cutover.readiness import Check
 from cutover.records import Change, RecordKey, RecordSet
 
 if TYPE_CHECKING:  # guards judge a diff; the diff only carries their refusals
@@ -30,6 +31,7 @@ class ZoneDiff:
     broken_targets: tuple[integrity.Problem, ...] = ()
     conflicts: tuple[conflictsmod.Conflict, ...] = ()
     refusals: tuple["Refusal", ...] = ()  # what apply would refuse (filled in by cutover.apply.review)
+    readiness: tuple[Check, ...] = ()  # the new servers' checks (run by cutover.apply.review)
 
     @property
     def in_sync(self) -> bool:
@@ -43,6 +45,7 @@ class ZoneDiff:
             "left_behind": [item.as_dict() for item in self.left_behind],
             "broken_targets": [p.as_dict() for p in self.broken_targets],
             "refusals": [r.as_dict() for r in self.refusals],
+            "readiness": [c.as_dict() for c in self.readiness],
         }
 
 

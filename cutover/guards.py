@@ -22,7 +22,7 @@ from cutover.times import iso, span
 
 
 #: Every guard ``apply`` runs, in the order they are reported; ``--force GUARD`` takes these.
-GUARDS = ("drift", "ttl", "safety", "left-behind", "integrity", "conflict")
+GUARDS = ("drift", "ttl", "safety", "left-behind", "integrity", "conflict", "readiness")
 #: The minimum number of replaced or deleted record sets before the safety share applies:
 #: in a zone of five record sets, moving three is an ordinary cutover, not a runaway plan.
 SAFETY_MIN = 5
@@ -174,6 +174,12 @@ def conflict(diff: ZoneDiff) -> list[Refusal]:
     """Refuse a change that clashes with records outside the plan (a CNAME beside other
     data, an MX or SRV at a CNAME)."""
     return [Refusal("conflict", c.message) for c in diff.conflicts]
+
+
+def readiness(diff: ZoneDiff) -> list[Refusal]:
+    """Refuse to point DNS at a server that is not ready for the domain: each check of the
+    new web and mail servers that failed or is not ready yet, in the server's own words."""
+    return [Refusal("readiness", f"{c.check} {c.name} at {c.target}: {c.detail}") for c in diff.readiness if not c.ok]
 
 
 def _show(values: Sequence[str]) -> str:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
+from cutover import geography as geo
 from cutover.observe.types import RecordSummary
 from cutover.times import duration, iso, parse_iso, percent
 
@@ -68,6 +69,12 @@ def render_round_line(doc: Mapping[str, Any]) -> str:
             f"{rec['name']} {rec['type']} {c['new']}/{answering} new ({percent(rec['share'])})"
             f" old {c['old']} other {c['other']} error {c['error']}"
         )
+    probes = geo.brief(doc)
+    if probes:
+        parts.append(probes)
+    old_mail = doc.get("old_mail") or {}
+    if old_mail.get("accepting") is False:
+        parts.append(f"OLD MX REFUSES MAIL: {old_mail.get('message')}")
     v = doc["verdict"]
     if v["retire"]:
         parts.append("retire: yes")
@@ -262,10 +269,13 @@ class Panel:
     def compact(self) -> bool:
         return self.width < COMPACT_BELOW
 
-    def blocks(self, doc: Mapping[str, Any], now: datetime) -> list[Block]:
+    def blocks(self, doc: Mapping[str, Any], now: datetime, earlier: Mapping[str, Any] | None = None) -> list[Block]:
+        """The panel; ``earlier`` is the last round that had probe answers, shown (with
+        their age) while this one has none: probe results join only some rounds."""
         zone = str(doc.get("zone", ""))
-        out = [Block([self._header(doc, zone)]), *self._records(doc, zone), Block([""]),
-               Block(self._conditions(doc["verdict"], now)), Block(self._verdict(doc, now))]
+        out = [Block([self._header(doc, zone)]), *self._records(doc, zone), *self._probes(doc, zone, now, earlier),
+               Block(self._old_mail(doc)), Block([""]), Block(self._conditions(doc["verdict"], now)),
+               Block(self._verdict(doc, now))]
         if self.grid:
             out += [Block([""]), *self._grid(doc, zone)]
         return out
@@ -313,6 +323,62 @@ class Panel:
             Column("share", shares, right=True),
             Column("auth" if short else "authoritative", [self._authoritative(r) for r in records]),
         ]
+
+    def _probes(self, doc: Mapping[str, Any], zone: str, now: datetime, earlier: Mapping[str, Any] | None) -> list[Block]:
+        """Probe answers by country, where the old data still is first, aged to ``now``
+        (one line, or one per record), and the probe services' problems as warnings."""
+        source = doc if earlier is None or geo.probe_answers(doc) else earlier
+        answers, services = geo.aged(source, now), geo.services(doc)
+        found, in_flight = geo.geography(answers), sum(s.in_flight for s in services)
+        if found.empty and not services:
+            return []
+        t, one = found.tally, len(found.records) <= 1
+        ages = geo.age_words(t.youngest, t.oldest)
+        earlier_round = f"from round {source.get('round')}" if source is not doc else ""
+        tail = [", ".join(x for x in (f"{ages} old" if ages else "", earlier_round) if x), f"{in_flight} in flight" if in_flight else ""]
+        head = (f"{t.new}/{t.answering} new" + (f" err {t.error}" if t.error else "")) if t.asked else "no answers yet"
+        lines = [self._line("  probes ", [head, *(self._places(found) if one else [])], [x for x in tail if x])]
+        per_record = [] if one else [self._line(f"    {relative(r.rsplit(' ', 1)[0], zone)} {r.rsplit(' ', 1)[-1]}  ",
+                                                [geo.tally_words(g.tally), *self._places(g)], [])
+                                     for r, g in ((r, geo.geography(answers, r)) for r in found.records)]
+        problems = [p for s in services for p in s.problems]
+        warn = [f"  ! {p}" for p in problems[:2]] + ([f"  ! {len(problems) - 2} more probe service problems "
+                                                      "(cutover status lists them)"] if len(problems) > 2 else [])
+        warn = [self._paint(clip(w, self.width, self.ellipsis), _YELLOW) for w in warn]
+        return [Block(lines), Block(per_record, elastic="probe records"), Block(warn)]
+
+    def _old_mail(self, doc: Mapping[str, Any]) -> list[str]:
+        """The parallel period's check of the old MX: a quiet line while it accepts mail,
+        a loud one when it stopped (mail caches still send there would bounce)."""
+        old = doc.get("old_mail")
+        if not isinstance(old, Mapping) or old.get("accepting") is None:
+            return []
+        if old["accepting"]:
+            return [self._paint(clip(f"  old MX {', '.join(old.get('hosts') or [])} still accepts mail "
+                                     f"(checked {old.get('checked')})", self.width, self.ellipsis), _DIM)]
+        return [self._paint(clip(f"  !! {old.get('message')}", self.width, self.ellipsis), _BOLD + _RED)]
+
+    @staticmethod
+    def _places(found: geo.Geography) -> list[str]:
+        return [f"{c.code} {geo.tally_words(c.tally)}" for c in geo.behind_first(found.countries)]
+
+    def _line(self, first: str, parts: Sequence[str], tail: Sequence[str]) -> str:
+        """``first`` and the parts as far as they fit with ``tail[0]`` (then how many did
+        not), then ``tail[0]`` and the rest of the tail as far as it fits. The first place
+        still answering old data is always named: on a narrow terminal it is what matters."""
+        sep = " · " if self.ellipsis == "…" else " | "
+        keep = 2 if len(parts) > 1 and re.search(r" (old|other) ", parts[1] + " ") else 1
+        end, line = sep + tail[0] if tail else "", first + sep.join(parts[:keep])
+        for i, part in enumerate(parts[keep:], keep):
+            more = f"{sep}+{len(parts) - i} more"
+            if cells(line + sep + part + end) + (cells(more) if i < len(parts) - 1 else 0) > self.width:
+                line += more if cells(line + more) <= self.width else sep + self.ellipsis
+                break
+            line += sep + part
+        line += end
+        for extra in tail[1:]:
+            line += sep + extra if cells(line + sep + extra) <= self.width else ""
+        return clip(line, self.width, self.ellipsis)
 
     def _bar(self, rec: Mapping[str, Any], threshold: float, inner: int) -> str:
         if not rec.get("resolvers_asked", True):  # asked only of the authoritative servers
@@ -369,14 +435,16 @@ class Panel:
     def _grid(self, doc: Mapping[str, Any], zone: str) -> list[Block]:
         """Resolvers down, records across, one letter per answer (see ``STATE_MARK``)."""
         records = [r for r in doc["records"] if r.get("resolvers_asked", True)]
-        marks: dict[str, dict[int, str]] = {}
+        marks: dict[tuple[str, str, int], dict[int, str]] = {}
         for i, rec in enumerate(records):
+            seen: dict[tuple[str, str], int] = {}  # probes without an id may share a label: the n-th is a row
             for a in rec["answers"]:
-                marks.setdefault(a["resolver"], {})[i] = STATE_MARK.get(a["state"], "E") + ("!" if a.get("stale") else "")
-        names = list(marks)
-        columns = [Column("resolver", names, flex=True, min_width=16)]
+                n = seen[geo.row_key(a)] = seen.get(geo.row_key(a), 0) + 1
+                marks.setdefault((*geo.row_key(a), n), {})[i] = STATE_MARK.get(a["state"], "E") + ("!" if a.get("stale") else "")
+        keys = list(marks)
+        columns = [Column("resolver", geo.numbered([k[0] for k in keys]), flex=True, min_width=16)]
         columns += [Column(clip(f"{relative(r['name'], zone)} {r['type']}", 12, self.ellipsis),
-                           [marks[n].get(i, "") for n in names]) for i, r in enumerate(records)]
+                           [marks[k].get(i, "") for k in keys]) for i, r in enumerate(records)]
         lines, dropped = table(columns, self.width, drop=range(len(columns) - 1, 0, -1), ellipsis=self.ellipsis)
         legend = fold(LEGEND, self.width, "  ", "  ", 3, self.ellipsis)
         if dropped:
@@ -451,6 +519,7 @@ class LiveView:
         self._size = size or (lambda: terminal_size(self.stream))
         self._pause, self._clock = pause, clock
         self._latest: dict[str, Mapping[str, Any]] = {}
+        self._probed: dict[str, Mapping[str, Any]] = {}  # per zone, the last round with probe answers
         self._widths: list[int] = []  # the frame on screen: one visible width per line
         self._ending = ""
         self._resized = False
@@ -464,6 +533,8 @@ class LiveView:
             self.stream.flush()
             return
         self._latest[str(doc.get("zone", ""))] = doc
+        if geo.probe_answers(doc):
+            self._probed[str(doc.get("zone", ""))] = doc
         self._draw(now)
 
     def tick(self, now: datetime | None = None) -> None:
@@ -503,8 +574,8 @@ class LiveView:
         width, height = max(1, columns - 1), max(1, rows - 1)
         panel = Panel(width, color=self.color, grid=self.grid, ellipsis=self.ellipsis)
         blocks: list[Block] = []
-        for i, doc in enumerate(self._latest.values()):
-            blocks += ([Block([""])] if i else []) + panel.blocks(doc, now)
+        for i, (zone, doc) in enumerate(self._latest.items()):
+            blocks += ([Block([""])] if i else []) + panel.blocks(doc, now, self._probed.get(zone))
         footer = [self._paint_dim(line) for line in self._footer(now, width)]
         if not footer:
             lines = fit_height(blocks, height, self.ellipsis)

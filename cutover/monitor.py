@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping, MutableSequence, Sequence
 
@@ -23,14 +23,21 @@ from cutover.errors import UsageError
 from cutover.journal import LANDED, Journal, Run
 from cutover.observe.authoritative import ServerView, all_new, serial_probe, views
 from cutover.observe.engine import CONCURRENCY, PARALLEL_FROM, query_round, run_round
+from cutover.observe.probes.schedule import ProbeRunner
+from cutover.observe.probes.services import ProbeEntry, cost_problems
 from cutover.observe.types import AUTHORITATIVE, OLD_HOST, Answer, RecordSummary, Round, Target, summarise
 from cutover.plan import Plan
+from cutover.readiness import targets as ready_targets
+from cutover.readiness.old import OldMailWatch
 from cutover.records import Change, RecordKey, RecordSet
 from cutover.resolvers import Resolver
 from cutover.times import iso_precise, parse_iso
 from cutover.verdict import Evidence, Rules, decide, stale_resolvers
 
 Job = tuple[tuple[Target, ...], tuple[Resolver, ...]]
+#: ``watch --once`` waits this long at most for the probes' first results (a measurement
+#: normally takes seconds; this is the longest a service's partial results are waited for).
+ONCE_PROBE_WAIT = 90.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,8 @@ class Setup:
     agreed_since: float | None = None
     left_behind: tuple[leftbehind.LeftBehind, ...] = ()
     delegation: DelegationWatch | None = None
+    probes: tuple[ProbeEntry, ...] = field(default=(), repr=False)
+    mail_targets: ready_targets.Targets | None = None  # the old MX hosts, asked during the parallel period
 
     def jobs(self) -> list[Job]:
         """Who is asked what this round (resolvers are never asked for an NS set)."""
@@ -93,14 +102,22 @@ class Setup:
 
 
 def setup(plan: Plan, journal: Journal, live: Mapping[RecordKey, RecordSet], nameservers: Sequence[str],
-          resolver_spec: Any = None, *, parent_nameservers: Sequence[str] = ()) -> Setup:
+          resolver_spec: Any = None, *, parent_nameservers: Sequence[str] = (),
+          probes: Sequence[ProbeEntry] | None = None) -> Setup:
     """Targets and change from the journal (``cutover.history``); resolvers from ``--resolvers``
-    or the plan; the zone's servers; records left behind; the delegation's servers."""
+    or the plan; the zone's servers; records left behind; the delegation's servers; the
+    probe entries (``--probes`` or the plan's), refused before anything is sent to a
+    service when their schedule would exceed its published limits."""
     past = history.read(plan, journal, live, verify.negative_ttl(live, plan.zone))
+    entries = tuple(plan.watch.probes if probes is None else probes)
+    too_costly = cost_problems(entries, past.targets)
+    if too_costly:
+        raise UsageError(f"{plan.path}: " + "; ".join(too_costly))
     servers, _unresolved = verify.endpoints(list(plan.verify.nameservers) or list(nameservers), zone=plan.zone, live=live)
     left = leftbehind.find(_as_changes(past.targets), live, managed=plan.keys, ignore=plan.retire.ignore)
     s = Setup(plan, past.targets, tuple(_resolvers(plan, resolver_spec)), past.change_time, past.change_source,
-              tuple(servers), past.agreed_since, tuple(left))
+              tuple(servers), past.agreed_since, tuple(left), probes=entries,
+              mail_targets=ready_targets.derive(plan, live))
     ns = next((t for t in past.targets if t.key == (plan.zone, "NS")), None)
     if ns is not None and parent_nameservers:
         s = replace(s, delegation=_delegation(plan, ns, parent_nameservers))
@@ -170,9 +187,12 @@ async def _gather(setups: Sequence[Setup], jobs: Sequence[tuple[int, Job]]) -> l
 # --------------------------------------------------------------------------- one round
 
 
-def record_round(s: Setup, journal: Journal, answers: Sequence[Answer], started: float) -> tuple[Setup, dict[str, Any]]:
+def record_round(s: Setup, journal: Journal, answers: Sequence[Answer], started: float,
+                 sections: Mapping[str, Any] | None = None) -> tuple[Setup, dict[str, Any]]:
     """Learn from one plan's answers, judge them and journal the round. Returns the updated
-    setup (newly dated change, agreement, learnt TTLs) and the round's document."""
+    setup (newly dated change, agreement, learnt TTLs) and the round's document. ``sections``
+    are what the background work adds to it: ``probes`` (the probe services' state, their
+    answers being in ``answers``) and ``old_mail`` (does the old MX still accept mail)."""
     number = journal.round_count(s.plan.zone) + 1
     rnd = Round(number, _dt(started), tuple(answers))
     s = _learn(s, rnd, started)
@@ -190,6 +210,7 @@ def record_round(s: Setup, journal: Journal, answers: Sequence[Answer], started:
     doc["plan"] = str(s.plan.path)
     doc["zone"] = s.plan.zone
     doc["change"] = {"time": iso_precise(s.change_time), "source": s.change_source}
+    doc.update(sections or {})
     journal.add_round(s.plan.zone, number, started, doc)
     return s, doc
 
@@ -256,18 +277,52 @@ def rounds(watches: MutableSequence[tuple[Setup, Journal]], *, once: bool = Fals
            sleep: Callable[[float], None] = time.sleep) -> Iterator[dict[str, Any]]:
     """Round after round over every plan, until all verdicts say retire (or one round with ``once``)."""
     interval = min(s.plan.watch.interval for s, _ in watches)
-    while True:
-        started = time.time()
-        answers = ask_all([s for s, _ in watches])
-        done = []
-        for i, ((setup_, journal), found) in enumerate(zip(list(watches), answers)):
-            setup_, doc = record_round(setup_, journal, found, started)
-            watches[i] = (setup_, journal)
-            done.append(doc["verdict"]["retire"])
-            yield doc
-        if once or all(done):
-            return
-        sleep(max(0.0, started + interval - time.time()))
+    runners: list[ProbeRunner | None] = [_probe_runner(s, journal) for s, journal in watches]
+    old_mail: list[OldMailWatch | None] = [_old_mail_watch(s, journal) for s, journal in watches]
+    try:
+        if once:  # one round only: let it include the probes' first results and the old MX's answer
+            for waiting in filter(None, runners):
+                waiting.wait_settled(ONCE_PROBE_WAIT)
+            for asking in filter(None, old_mail):
+                asking.wait_first(3 * asking.config.timeout)
+        while True:
+            started = time.time()
+            answers = ask_all([s for s, _ in watches])
+            done = []
+            for i, ((setup_, journal), found, runner, mail) in enumerate(zip(list(watches), answers, runners, old_mail)):
+                sections: dict[str, Any] = {}
+                if runner is not None:
+                    probe_answers, sections["probes"] = runner.snapshot()
+                    found = [*found, *probe_answers]
+                if mail is not None:
+                    sections["old_mail"] = mail.snapshot()
+                setup_, doc = record_round(setup_, journal, found, started, sections)
+                watches[i] = (setup_, journal)
+                done.append(doc["verdict"]["retire"])
+                yield doc
+            if once or all(done):
+                return
+            sleep(max(0.0, started + interval - time.time()))
+    finally:
+        for running in filter(None, runners):
+            running.close()
+        for asking_ in filter(None, old_mail):
+            asking_.close()
+
+
+def _old_mail_watch(s: Setup, journal: Journal) -> OldMailWatch | None:
+    """The parallel period's check of the old MX hosts (none when no MX moves away)."""
+    if s.mail_targets is None or not s.mail_targets.old_mail:
+        return None
+    until = None if s.change_time is None else s.change_time + s.plan.retire.parallel_period
+    return OldMailWatch(s.mail_targets, s.plan.ready, until, previous=journal.last_round(s.plan.zone)).start()
+
+
+def _probe_runner(s: Setup, journal: Journal) -> ProbeRunner | None:
+    """The zone's probe measurements, started in the background (none without entries)."""
+    if not s.probes:
+        return None
+    return ProbeRunner(s.probes, s.targets, previous=journal.last_round(s.plan.zone)).start()
 
 
 # --------------------------------------------------------------------------- status

@@ -127,6 +127,15 @@ def round_events(previous: Mapping[str, Any] | None, current: Mapping[str, Any])
         text = f"{zone}: {noun} the old data after the old TTL expired: {', '.join(parts)}"
         events.append(Event("stale", zone, text, when, number, tuple(sorted({k[0] for k, _ in fresh}))))
 
+    was = ((previous or {}).get("old_mail") or {}).get("accepting")
+    old_mail = current.get("old_mail") or {}
+    if old_mail.get("accepting") is False and was is not False:
+        events.append(Event("old-mx", zone, f"{zone}: {old_mail.get('message')}", when, number))
+    elif old_mail.get("accepting") is True and was is False:
+        hosts = ", ".join(old_mail.get("hosts") or [])
+        events.append(Event("old-mx", zone, f"{zone}: the old mail server {hosts} accepts mail for the domain again",
+                            when, number))
+
     verdict = current.get("verdict") or {}
     if verdict.get("retire") and not ((previous or {}).get("verdict") or {}).get("retire"):
         text = f"{zone}: retire verdict reached: the old server can be switched off (round {number})"

@@ -24,7 +24,11 @@ import yaml
 from cutover import resolvers as resolvers_mod
 from cutover.checking import Checker
 from cutover.errors import PlanError, Problem, UsageError
+from cutover.observe.probes import SettingError
+from cutover.observe.probes.services import ProbeEntry, parse_entries
 from cutover.planfile import read_yaml
+from cutover.readiness import config as readiness_config
+from cutover.readiness.config import ReadyConfig
 from cutover.records import (
     HOSTNAME_TARGET_FIELD,
     MAX_TTL,
@@ -44,11 +48,11 @@ from providers.registry import available, provider_class
 STAND_IN_ZONE = "zone.invalid."
 DEFAULT_TTL = 300
 
-TOP_KEYS = ("version", "zone", "provider", "records", "prepare", "watch", "retire", "verify", "safety")
+TOP_KEYS = ("version", "zone", "provider", "records", "prepare", "watch", "retire", "verify", "safety", "ready")
 RECORD_KEYS = ("name", "type", "ttl", "from", "to")
 SECTION_KEYS = {
     "prepare": ("ttl",),
-    "watch": ("resolvers", "interval", "timeout"),
+    "watch": ("resolvers", "interval", "timeout", "probes"),
     "retire": ("threshold", "parallel_period", "min_answering", "max_old_ttl", "ignore"),
     "verify": ("nameservers", "timeout"),
     "safety": ("max_change_share",),
@@ -91,6 +95,7 @@ class WatchConfig:
     resolvers: Any = "public"
     interval: float = 30.0
     timeout: float = 2.0
+    probes: tuple[ProbeEntry, ...] = field(default=(), repr=False)  # settings hold tokens and keys
 
 
 #: ``retire.min_answering`` default: half the resolvers asked must answer for a record.
@@ -130,6 +135,7 @@ class Plan:
     verify: VerifyConfig = VerifyConfig()
     max_change_share: float = 0.5
     digest: str = ""
+    ready: ReadyConfig = ReadyConfig()
 
     @property
     def keys(self) -> tuple[RecordKey, ...]:
@@ -173,6 +179,7 @@ def build(data: Any, path: Path, environ: Mapping[str, str]) -> Plan:
     watch = _watch(c, sections["watch"], path.parent)
     retire = _retire(c, sections["retire"], zone or STAND_IN_ZONE)
     verify = _verify(c, sections["verify"])
+    ready = readiness_config.parse(c, data.get("ready"), path.parent)
     share = sections["safety"].get("max_change_share", 0.5)
     share = c.convert(share, "safety.max_change_share", parse_share)
     if c.problems:
@@ -189,6 +196,7 @@ def build(data: Any, path: Path, environ: Mapping[str, str]) -> Plan:
         verify=verify,
         max_change_share=share,
         digest=_digest(zone, provider.type, records),
+        ready=ready,
     )
 
 
@@ -445,11 +453,25 @@ def _watch(c: Checker, section: Mapping[str, Any], base_dir: Path) -> WatchConfi
         c.add("watch.resolvers", str(exc))
     interval = c.convert(section.get("interval", "30s"), "watch.interval", _positive_duration)
     timeout = c.convert(section.get("timeout", "2s"), "watch.timeout", _positive_duration)
+    probes: tuple[ProbeEntry, ...] = ()
+    try:
+        probes = parse_entries(_each_field_env(c, section.get("probes"), "watch.probes"))
+    except SettingError as exc:
+        c.add(exc.field, exc.message)
     found = resolvers_mod.spec_file(spec, base_dir)  # never raises, unlike Path.is_file
     if found is not None:
         spec = str(found.resolve())  # a file beside the plan, wherever cutover runs from
     return WatchConfig(resolvers=spec, interval=30.0 if interval is None else interval,
-                       timeout=2.0 if timeout is None else timeout)
+                       timeout=2.0 if timeout is None else timeout, probes=probes)
+
+
+def _each_field_env(c: Checker, value: Any, path: str) -> Any:
+    """``${ENV}`` substituted field by field in a list of mappings, so that an unset token
+    hides only the problems of its own field, not those of the whole list."""
+    if not isinstance(value, list):
+        return c.env(value, path)
+    return [{k: c.env(v, f"{path}[{i}].{k}") for k, v in entry.items()} if isinstance(entry, dict) else entry
+            for i, entry in enumerate(value)]
 
 
 def _positive_duration(value: Any) -> float:

@@ -9,11 +9,13 @@ from typing import Collection, Sequence
 
 from tabulate import tabulate
 
+from cutover import geography as geo
 from cutover.apply import Outcome
 from cutover.diff import ZoneDiff
 from cutover.guards import Refusal
 from cutover.leftbehind import LeftBehind
 from cutover.observe.types import RecordSummary
+from cutover.readiness import Check
 from cutover.times import iso, span, when
 from cutover.records import Change, RecordSet, relative_name
 
@@ -49,6 +51,19 @@ def diff_text(zdiff: ZoneDiff, overriding: bool | Collection[str] = False) -> st
     n = len(zdiff.changes)
     text = f"{head}: {n} change{'s' if n != 1 else ''}\n\n{changes_table(zdiff.plan.zone, zdiff.changes)}\n"
     return text + (f"\n{extra}\n" if extra else "")
+
+
+def readiness_text(zone: str, plan_path: str, checks: Sequence[Check]) -> str:
+    """``cutover check``: one table per zone, check by check, with the servers' own words."""
+    head = f"{zone} ({plan_path})"
+    if not checks:
+        return f"{head}: nothing to check (the plan moves no web or mail server)"
+    failing = [c for c in checks if not c.ok]
+    verdict = "ready" if not failing else f"NOT READY: {len(failing)} of {len(checks)} checks"
+    rows = [(c.check, c.target, c.name, c.state, c.detail) for c in checks]
+    table = tabulate(rows, headers=("check", "target", "name", "result", "detail"), tablefmt="simple",
+                     maxcolwidths=[None, None, None, None, 70])
+    return f"{head}: {verdict}\n\n{table}\n"
 
 
 def refusals_text(refusals: Sequence[Refusal], overriding: bool | Collection[str] = False) -> str:
@@ -97,7 +112,8 @@ def status_text(doc: dict) -> str:
 
     The runs and their verification, the change the verdict counts from, the last round
     per record against the threshold with the resolvers not yet on the new data (stale
-    ones flagged), the milestones when the document carries a ``timeline``
+    ones flagged), the round's probe answers by country and network (``probe_lines``),
+    the milestones when the document carries a ``timeline``
     (``cutover.report``), and the verdict with the reason for each condition.
     """
     lines = [f"{doc['zone']} ({doc['plan']})"]
@@ -122,6 +138,8 @@ def status_text(doc: dict) -> str:
         lines.append(f"  watch: {doc['rounds']} rounds, last {last['time']}")
         for rec in last["records"]:
             lines += _record_lines(rec, threshold)
+        lines += probe_lines(last)
+        lines += old_mail_lines(last)
     for entry in doc.get("timeline") or []:
         if entry.get("kind") not in ("watch", "prepare", "apply", "rollback", "verify"):
             lines.append(f"  {entry.get('time') or '?'}  {entry.get('title')}"
@@ -156,3 +174,52 @@ def _record_lines(rec: dict, threshold: float | None) -> list[str]:
         more = f", +{len(behind) - STATUS_NAMES} more" if len(behind) > STATUS_NAMES else ""
         lines.append(f"          not new: {', '.join(words)}{more}")
     return lines
+
+
+#: How many countries or networks ``status`` names on a line before it says "+N more".
+STATUS_PLACES = 12
+
+
+def old_mail_lines(doc: dict) -> list[str]:
+    """The parallel period's check of the old MX hosts, as the last round saw it."""
+    old = doc.get("old_mail") or {}
+    if old.get("accepting") is None:
+        return []
+    if old["accepting"]:
+        return [f"  old MX {', '.join(old.get('hosts') or [])}: still accepts mail (checked {old.get('checked')}, "
+                f"every {old.get('every'):g}s until {old.get('until') or 'the parallel period ends'})"]
+    return [f"  OLD MX REFUSES MAIL (checked {old.get('checked')}): {old.get('message')}"]
+
+
+def probe_lines(doc: dict) -> list[str]:
+    """A round's probe answers: per record by country (those still answering old data
+    first), by continent and by network, how long before the round they were measured,
+    and each probe service's state and problems (a failing service never fails a watch,
+    so this is where it shows)."""
+    found, services = geo.geography(doc), geo.services(doc)
+    if found.empty and not services:
+        return []
+    t = found.tally
+    if found.empty:
+        lines = ["  probes: no probe answers in this round"]
+    else:
+        ages = geo.age_words(t.youngest, t.oldest)
+        rest = geo.tally_words(t).partition(" ")[2]
+        lines = [f"  probes: {t.new}/{t.answering} answering new" + (f" ({rest})" if rest else "") + " from "
+                 + ", ".join(f"{name} {n}" for name, n in found.services)
+                 + (f"; measured {ages} before the round" if ages else "")]
+        for record in found.records:
+            places = geo.behind_first(geo.geography(doc, record).countries)
+            lines.append(f"      {record} by country: " + _listed([f"{c.code} {geo.tally_words(c.tally)}" for c in places]))
+        lines.append("      by continent: " + _listed([f"{c.name} {geo.tally_words(c.tally)}" for c in found.continents]))
+        lines.append("      by network: " + _listed([f"{geo.network_words(n)} ({' '.join(n.countries) or '?'}) "
+                                                    f"{geo.tally_words(n.tally)}" for n in geo.behind_first(found.networks)]))
+    for s in services:
+        lines.append(f"      {geo.service_words(s)}" + (f", last finished {s.last_finished}" if s.last_finished else ""))
+        lines += [f"      problem: {p}" for p in s.problems]
+    return lines
+
+
+def _listed(items: Sequence[str]) -> str:
+    more = f", +{len(items) - STATUS_PLACES} more" if len(items) > STATUS_PLACES else ""
+    return ", ".join(items[:STATUS_PLACES]) + more

@@ -12,6 +12,8 @@ The facts:
   plus the two moments the verdict waits for (old TTL expired, parallel period over);
 * per record, the share of answering resolvers on the new data, round by round;
 * per resolver and record, the last state and TTL and when it first gave the new data;
+* the probe networks' answers (each probe's latest) by continent, country and network,
+  with their age at the last round, and the probe services' problems;
 * the retire verdict now, with the reason for each condition.
 """
 
@@ -22,6 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
+from cutover import geography as geo
 from cutover.journal import LANDED, Journal, Run
 from cutover.monitor import verdict_now
 from cutover.notify import reached, round_events, threshold_of
@@ -97,6 +100,64 @@ class ResolverRow:
 
 
 @dataclass(frozen=True)
+class CountryRow:
+    """One country's probe answers (each probe's latest, about every record), for the
+    world view: ``tone`` is ``geography.TONES``' colour, ages are seconds before the last round."""
+
+    continent: str
+    continent_name: str
+    country: str
+    new: int
+    old: int
+    other: int
+    error: int
+    filtered: int
+    answering: int
+    share: float | None
+    tone: str
+    networks: tuple[str, ...]
+    cities: tuple[str, ...]
+    youngest: float | None
+    oldest: float | None
+
+
+@dataclass(frozen=True)
+class NetworkRow:
+    """One network's probe answers: a stale cache is often one ISP's, in every country it serves."""
+
+    network: str  # AS2516, or the name when no ASN was given
+    asn: int | None
+    name: str
+    countries: tuple[str, ...]
+    new: int
+    old: int
+    other: int
+    error: int
+    filtered: int
+    answering: int
+    share: float | None
+    tone: str
+    youngest: float | None
+    oldest: float | None
+
+
+@dataclass(frozen=True)
+class ProbeProblem:
+    """A probe service's problem, as often as rounds reported it (it never failed the watch)."""
+
+    service: str
+    text: str
+    rounds: int
+    first: str
+    last: str
+    current: bool  # reported by the last round
+
+
+#: The report keeps the probe problems seen most recently; a week of rounds may hold many.
+MAX_PROBLEMS = 30
+
+
+@dataclass(frozen=True)
 class ZoneReport:
     zone: str
     plan: str
@@ -113,6 +174,13 @@ class ZoneReport:
     markers: tuple[Marker, ...]
     resolvers: tuple[ResolverRow, ...]
     verdict: dict[str, Any] | None
+    probes_at: str | None = None  # the round the probe ages count to (the last one)
+    countries: tuple[CountryRow, ...] = ()
+    networks: tuple[NetworkRow, ...] = ()
+    probe_services: tuple[geo.Service, ...] = ()
+    probe_problems: tuple[ProbeProblem, ...] = ()
+    probe_problems_total: int = 0
+    old_mail: dict[str, Any] | None = None  # the last round's check of the old MX (parallel period)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,6 +214,8 @@ def build(plan: Plan, journal: Journal, now: float | None = None) -> ZoneReport:
         markers=markers,
         resolvers=tuple(resolver_rows(docs, plan.zone)),
         verdict=verdict,
+        **probe_fields(docs),
+        old_mail=next((dict(d["old_mail"]) for d in reversed(docs) if (d.get("old_mail") or {}).get("checked")), None),
     )
 
 
@@ -323,6 +393,36 @@ def resolver_rows(docs: Sequence[Mapping[str, Any]], zone: str = "") -> list[Res
                 )
     authoritative_last = sorted(order, key=lambda k: (rows[k].group == "authoritative", rows[k].resolver, k[0]))
     return [rows[k] for k in authoritative_last]
+
+
+def probe_fields(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The report's probe fields: each probe's latest answer (a probe result joins the
+    round after it arrives, not every round) grouped by country and by network, the last
+    round's services and every problem the rounds reported (the most recent ones)."""
+    found = geo.geography(geo.latest(docs))
+    countries = tuple(CountryRow(continent=c.continent, continent_name=geo.continent_name(c.continent), country=c.code,
+                                 networks=c.networks, cities=c.cities, **_counts(c.tally)) for c in found.countries)
+    networks = tuple(NetworkRow(network=n.key, asn=n.asn, name=n.name, countries=n.countries, **_counts(n.tally))
+                     for n in found.networks)
+    with_probes = [d for d in docs if d.get("probes")]
+    problems: dict[tuple[str, str], ProbeProblem] = {}
+    for doc in with_probes:
+        for service in geo.services(doc):
+            for text in dict.fromkeys(service.problems):
+                seen = problems.get((service.service, text))
+                problems[(service.service, text)] = ProbeProblem(
+                    service.service, text, (seen.rounds if seen else 0) + 1, seen.first if seen else str(doc.get("time")),
+                    str(doc.get("time")), doc is with_probes[-1])
+    recent = sorted(problems.values(), key=lambda p: p.last, reverse=True)[:MAX_PROBLEMS]
+    return {"probes_at": docs[-1].get("time") if docs and (countries or with_probes) else None,
+            "countries": countries, "networks": networks,
+            "probe_services": geo.services(with_probes[-1]) if with_probes else (),
+            "probe_problems": tuple(sorted(recent, key=lambda p: p.first)), "probe_problems_total": len(problems)}
+
+
+def _counts(t: geo.Tally) -> dict[str, Any]:
+    return {"new": t.new, "old": t.old, "other": t.other, "error": t.error, "filtered": t.filtered, "answering": t.answering,
+            "share": t.share, "tone": t.tone, "youngest": t.youngest, "oldest": t.oldest}
 
 
 # --------------------------------------------------------------------------- documents

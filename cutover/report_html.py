@@ -45,6 +45,7 @@ section.zone { background:#fff; border:1px solid var(--line); border-radius:8px;
 section.zone h2 { margin:0 0 4px; font-size:22px; }
 h3 { margin:22px 0 8px; font-size:17px; }
 .meta { color:var(--muted); margin:0 0 12px; }
+.old-mail-refuses { border-left:4px solid #c0392b; padding:6px 10px; background:#fdecea; }
 .verdict { border-radius:8px; padding:12px 16px; border:2px solid; }
 .verdict.retire-yes { border-color:var(--ok); background:#eaf6ee; }
 .verdict.retire-no { border-color:var(--warn); background:#fff5e6; }
@@ -122,6 +123,7 @@ def render(reports: Sequence[ZoneReport | Mapping[str, Any]], now: float | None 
         zone_section(r, i) if isinstance(r, ZoneReport) else failure_section(r, i) for i, r in enumerate(reports, 1)
     )
     title = "Cutover report: " + ", ".join(zones)
+    from cutover.report_world import CSS as WORLD_CSS  # here: report_world draws with this module's esc()
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -129,7 +131,7 @@ def render(reports: Sequence[ZoneReport | Mapping[str, Any]], now: float | None 
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="cutover">
 <title>{esc(title)}</title>
-<style>{CSS}</style>
+<style>{CSS}{WORLD_CSS}</style>
 </head>
 <body>
 <header class="page">
@@ -155,6 +157,8 @@ def failure_section(doc: Mapping[str, Any], index: int) -> str:
 
 
 def zone_section(r: ZoneReport, index: int) -> str:
+    from cutover.report_world import world_section  # here: report_world draws with this module's esc()
+
     change = (f"change at <time>{esc(r.change_time)}</time> ({esc(r.change_source)})"
               if r.change_time else esc(r.change_source))
     rounds = (f"{r.rounds} watch round{'s' if r.rounds != 1 else ''}, "
@@ -163,14 +167,28 @@ def zone_section(r: ZoneReport, index: int) -> str:
 <h2>{esc(r.zone)}</h2>
 <p class="meta">plan {esc(r.plan)} &middot; {change} &middot; {rounds} &middot; threshold {esc(pct(r.threshold))}</p>
 {verdict_block(r, index)}
+{old_mail_block(r)}
 <h3>Propagation</h3>
 {cards(r)}
 {chart(r, index)}
+{world_section(r, index)}
 <h3>Timeline</h3>
 {timeline_list(r, index)}
 <h3>Resolvers</h3>
 {resolver_table(r.resolvers, index)}
 </section>"""
+
+
+def old_mail_block(r: ZoneReport) -> str:
+    """The parallel period's check of the old MX: does it still take the mail caches send it?"""
+    old = r.old_mail
+    if not old:
+        return ""
+    hosts = esc(", ".join(old.get("hosts") or []))
+    if old.get("accepting"):
+        return f'<p class="meta">old MX {hosts} still accepted mail when checked at <time>{esc(old.get("checked"))}</time></p>'
+    return (f'<p class="old-mail-refuses"><strong>The old mail server refuses mail</strong> '
+            f'(checked <time>{esc(old.get("checked"))}</time>): {esc(old.get("message"))}</p>')
 
 
 # --------------------------------------------------------------------------- verdict

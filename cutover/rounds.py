@@ -69,7 +69,7 @@ def _record(round: Round, target: Target, s: RecordSummary | None, stale_ids: se
         "old": list(target.old),
         "old_ttl": target.old_ttl,
         "old_ttl_source": target.old_ttl_source,
-        "answers": [a.as_dict((a.resolver, a.key) in stale_ids) for a in s.answers],
+        "answers": [a.as_dict((a.resolver, a.key) in stale_ids, round.time) for a in s.answers],
         "authoritative": {
             "all_new": bool(own) and all(a.state == "new" for a in own),
             "answers": [a.as_dict() for a in own],

@@ -16,7 +16,7 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import dns.exception
 
@@ -24,6 +24,11 @@ from cutover import apply as applymod, export as exportmod, monitor, plan as pla
 from cutover.diff import ZoneDiff
 from cutover.errors import CutoverError, PlanError, ProviderError, UsageError
 from cutover.journal import Journal
+from cutover.observe.probes import SettingError
+from cutover.observe.probes.services import ProbeEntry, parse_entries, unmeasurable
+from cutover.planfile import read_yaml
+from cutover.readiness import Check
+from cutover.values import substitute_tree
 from providers import registry
 from providers.base import Provider
 
@@ -43,6 +48,22 @@ class Failure:
 
     def as_dict(self) -> dict[str, Any]:
         return {"plan": str(self.plan.path), "zone": self.plan.zone, "error": self.message, "exit_code": self.exit_code}
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """``cutover check`` for one zone: every check of the servers its plan moves to."""
+
+    plan: planmod.Plan
+    checks: tuple[Check, ...]
+
+    @property
+    def ready(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"plan": str(self.plan.path), "zone": self.plan.zone, "ready": self.ready,
+                "checks": [c.as_dict() for c in self.checks]}
 
 
 def explain(exc: BaseException) -> tuple[str, int]:
@@ -67,6 +88,26 @@ def load_plans(paths: Sequence[str | Path]) -> list[planmod.Plan]:
     if problems:
         raise UsageError("\n".join(problems)) from None
     return plans
+
+
+def load_probes(text: str | None, environ: Mapping[str, str] | None = None) -> tuple[ProbeEntry, ...] | None:
+    """``--probes``: a YAML file holding a list of ``watch.probes`` entries, used instead
+    of the plans'; ``none`` watches without probes; None (not given) keeps the plans'."""
+    if text is None:
+        return None
+    if text == "none":
+        return ()
+    try:
+        data = read_yaml(Path(text))
+    except PlanError as exc:
+        raise UsageError(f"--probes {exc}") from None
+    data, missing = substitute_tree(data, os.environ if environ is None else environ, "--probes")
+    if missing:
+        raise UsageError(f"--probes {text}: {missing[0][0]}: environment variable {missing[0][1]} is not set")
+    try:
+        return parse_entries(data, "probes")
+    except SettingError as exc:
+        raise UsageError(f"--probes {text}: {exc.field}: {exc.message}") from None
 
 
 class Session:
@@ -139,6 +180,12 @@ class Session:
         with self.zone(plan) as ctx:
             return applymod.zone_diff(ctx)
 
+    def check(self, plan: planmod.Plan) -> Readiness:
+        """Are the new web and mail servers ready for the zone? (The ``readiness`` guard.)"""
+        with self.zone(plan) as ctx:
+            live, _ = applymod.read_live(ctx)
+            return Readiness(plan, tuple(applymod.readiness_checks(ctx, live)))
+
     def prepare(self, plan: planmod.Plan) -> applymod.Outcome:
         with self.zone(plan) as ctx:
             return applymod.prepare(ctx)
@@ -151,11 +198,12 @@ class Session:
         with self.zone(plan) as ctx:
             return applymod.rollback(ctx, **options)
 
-    def watch(self, plan: planmod.Plan, resolver_spec: Any = None) -> tuple[monitor.Setup, Journal]:
+    def watch(self, plan: planmod.Plan, resolver_spec: Any = None,
+              probes: Sequence[ProbeEntry] | None = None) -> tuple[monitor.Setup, Journal]:
         """What to watch, under the state's watch lock. The DNS host being down must not stop
         a watch: without the provider the journal still says what changed, and the
         authoritative servers are then reported unreachable in every round (which holds
-        the verdict back), not a reason to exit."""
+        the verdict back), not a reason to exit. ``probes`` replaces the plan's entries."""
         journal = self.journal(plan)
         journal.lock_watch()
         with self.zone(plan) as ctx:
@@ -168,7 +216,10 @@ class Session:
             nameservers = [] if plan.verify.nameservers else self._nameservers(ctx.provider, plan)
             delegation = (plan.zone, "NS") in plan.keys
             setup = monitor.setup(plan, journal, live, nameservers, resolver_spec,
-                                  parent_nameservers=ctx.provider.parent_nameservers() if delegation else ())
+                                  parent_nameservers=ctx.provider.parent_nameservers() if delegation else (),
+                                  probes=probes)
+        for note in unmeasurable(setup.probes, setup.targets):
+            self.warn(f"{plan.zone}: {note}")
         return setup, journal
 
     def _nameservers(self, provider: Provider, plan: planmod.Plan) -> list[str]:

@@ -234,7 +234,8 @@ def stale_resolvers(round: Round, targets: Sequence[Target], ttl_start: datetime
         target = by_key.get(answer.key)
         if target is None or answer.state != "old":
             continue
-        if observed > start + timedelta(seconds=target.old_ttl):
+        seen = observed if answer.measured is None else min(observed, _utc(answer.measured))  # a probe's, earlier
+        if seen > start + timedelta(seconds=target.old_ttl):
             stale.append(answer)
     return stale
 

@@ -50,7 +50,7 @@ def lowered(rs: RecordSet, ttl: int) -> Change:
 
 
 def test_guards_are_reported_in_a_fixed_order():
-    assert GUARDS == ("drift", "ttl", "safety", "left-behind", "integrity", "conflict")
+    assert GUARDS == ("drift", "ttl", "safety", "left-behind", "integrity", "conflict", "readiness")
 
 
 def test_a_refusal_reads_with_its_relative_time_and_journals_the_absolute_one():

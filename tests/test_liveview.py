@@ -37,6 +37,7 @@ from cutover.observe.types import Answer, Round, Target
 from cutover.records import normalise_values
 from cutover.resolvers import Resolver
 from tests.observations import round_doc
+from tests.test_geography import MAIL as PMAIL, PROBLEM, T0 as PT0, WWW as PWWW, probe_round
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 ZONE = "example.com."
@@ -351,3 +352,109 @@ def test_close_without_ending_leaves_the_panel_and_draws_nothing_more():
     view.close()
     view.tick()
     assert out.getvalue() == drawn
+
+
+# --------------------------------------------------------------------------- probe answers
+
+
+def probe_draw(doc: dict[str, Any], columns: int, rows: int = 40, seconds: float = 30.0, **kw: Any) -> tuple[LiveView, FakeTTY]:
+    """The view of a probe round (``tests.test_geography.probe_round``), ``seconds`` after it."""
+    doc.setdefault("zone", "example.com.")
+    out = FakeTTY()
+    view = LiveView(out, size=lambda: (columns, rows), interval=600.0,
+                    clock=lambda: (PT0 + timedelta(seconds=seconds)).timestamp(), **kw)
+    view.update(doc)
+    return view, out
+
+
+def test_probes_by_country_with_the_old_ones_first_and_their_age():
+    doc = probe_round(problems=[PROBLEM], in_flight=1)
+    _, out = probe_draw(doc, 160)
+    rows = frame_lines(out)
+    line = next(r for r in rows if r.startswith("  probes "))
+    # 12s, 42s and 250s old at the round, seen 30s later; DE (old 3) and BR (old 1) first
+    assert line == ("  probes 22/26 new err 1 · DE 7/10 old 3 · BR 0/1 old 1 filt 1 · JP 10/10 · US 4/4 · FR 1/1 err 1"
+                    " · 42s-4m40s old · 1 in flight")
+    assert f"  ! {PROBLEM}" in rows
+    assert rows.index(line) == 3  # right under the records table
+
+
+def test_probe_ages_keep_counting_between_rounds():
+    view, out = probe_draw(probe_round(ages=(12.0,)), 120)
+    assert " · 42s old" in next(r for r in frame_lines(out) if r.startswith("  probes "))
+    view.tick(PT0 + timedelta(minutes=2))
+    assert " · 2m12s old" in next(r for r in frame_lines(out) if r.startswith("  probes "))
+
+
+@pytest.mark.parametrize("columns", [40, 60, 80, 100, 160])
+@pytest.mark.parametrize("grid", [False, True])
+def test_probe_lines_fit_the_width(columns, grid):
+    doc = probe_round(targets=(PWWW, PMAIL), problems=[PROBLEM + " " + "x" * 200] * 3, in_flight=2)
+    _, out = probe_draw(doc, columns, grid=grid, color=True)
+    text = out.getvalue()
+    assert max(cells(visible(line)) for line in text.split("\n")) <= columns - 1
+    assert len(text.split("\n")) - 1 <= 39
+    rows = frame_lines(out)
+    assert any(r.startswith("  probes ") for r in rows)
+    assert any(r.startswith("  ! globalping: POST") for r in rows)
+    if columns >= 60:  # the per-record lines name the country still answering old data first
+        www = next(r for r in rows if r.startswith("    www A  "))
+        assert www.startswith("    www A  22/26 old 4 err 1 filt 1 · DE 7/10 old 3")
+        assert www.endswith((" more", " · …")) or columns >= 100  # says that countries are hidden
+
+
+def test_narrow_terminal_says_how_many_countries_it_hides():
+    _, out = probe_draw(probe_round(), 60)
+    line = next(r for r in frame_lines(out) if r.startswith("  probes "))
+    assert line == "  probes 22/26 new err 1 · DE 7/10 old 3 · +4 more · 42s-4…"  # the age gives way first
+    _, wider = probe_draw(probe_round(), 80)
+    assert "  probes 22/26 new err 1 · DE 7/10 old 3 · +4 more · 42s-4m40s old" in frame_lines(wider)
+
+
+def test_several_records_get_a_line_each_and_problems_are_counted():
+    doc = probe_round(targets=(PWWW, PMAIL), problems=[PROBLEM, "ripe-atlas: probes offline", "third"])
+    _, out = probe_draw(doc, 120, color=True)
+    rows = frame_lines(out)
+    assert "  probes 44/52 new err 2 · 42s-4m40s old" in rows
+    assert any(r.startswith("    www A  22/26 old 4") for r in rows) and any(r.startswith("    mail A  22/26") for r in rows)
+    assert "  ! ripe-atlas: probes offline" in rows
+    assert "  ! 1 more probe service problems (cutover status lists them)" in rows
+    assert f"\x1b[33m  ! {PROBLEM}" in out.getvalue()  # a warning, in yellow
+
+
+def test_no_probe_answers_yet_and_no_probes_at_all():
+    doc = probe_round([], in_flight=1)
+    _, out = probe_draw(doc, 100)
+    assert "  probes no answers yet · 1 in flight" in frame_lines(out)
+    doc.pop("probes")
+    _, plain = probe_draw(doc, 100)
+    assert not any("probes" in r for r in frame_lines(plain))
+    _, old = draw(sample_doc(), 100)  # a round stored before probes: its answers lack the keys
+    assert not any("probes" in r for r in frame_lines(old))
+
+
+def test_a_round_without_probe_results_shows_the_last_ones_seen():
+    view, out = probe_draw(probe_round(ages=(12.0,)), 120)
+    later = dict(probe_round([], at=PT0 + timedelta(seconds=30), number=8), zone="example.com.")
+    view.update(later, PT0 + timedelta(seconds=60))
+    line = next(r for r in frame_lines(out) if r.startswith("  probes "))
+    assert line.startswith("  probes 22/26 new err 1 · DE 7/10 old 3") and line.endswith(" · 1m12s old, from round 7")
+
+
+def test_grid_lists_probes_with_their_network_and_strips_control_characters():
+    doc = probe_round([("JP", "new"), ("JP", "new"), ("DE", "old")])
+    for a in doc["records"][0]["answers"][2:]:
+        a["vantage"]["probe"] = ""  # as Globalping gives them: the two Tokyo probes share a label
+    doc["records"][0]["answers"][-1]["vantage"]["network"] = "Deutsche\x1b[2J Telekom"
+    _, out = probe_draw(doc, 120, grid=True)
+    rows = frame_lines(out)
+    assert any(r.startswith("  globalping JP Tokyo AS2516 KDDI ") and r.endswith(" N") for r in rows)
+    assert any(r.startswith("  globalping JP Tokyo AS2516 KDDI #2 ") for r in rows)  # two probes, two rows
+    assert any(r.startswith("  globalping DE Berlin AS3320 Deutsche[2J Telekom") and r.endswith(" O") for r in rows)
+    assert "\x1b[2J" not in out.getvalue()
+
+
+def test_the_log_line_carries_the_probes():
+    line = render_round_line(probe_round(problems=[PROBLEM]))
+    assert "| probes 22/26 new; not new in DE 3, BR 1; 12s-4m10s old; 1 probe service problem(s) |" in line
+    assert "probes" not in render_round_line(sample_doc())

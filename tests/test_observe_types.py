@@ -7,13 +7,14 @@ answering (``None`` when nobody answered); *reached* allows for float rounding s
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from cutover.observe.types import (
     ANSWERED, AUTHORITATIVE, ERRORS, FILTERED, NON_RECURSIVE, OLD_HOST, PARENT, UNREACHABLE, Answer, RecordSummary, Round,
-    Target, reached, summarise, summary,
+    Target, Vantage, reached, summarise, summary,
 )
 from cutover.resolvers import Resolver
 from tests.observations import answer as ans, resolvers
@@ -153,6 +154,20 @@ def test_an_answer_as_json_names_the_resolver_and_rounds_the_time():
     assert a.as_dict(stale=True) == {
         "resolver": "[2001:db8::53]:5300", "address": "[2001:db8::53]:5300", "operator": "Example", "country": "NL",
         "group": "public", "filtering": True, "state": "old", "ttl": 120, "values": ["198.51.100.10"],
-        "detail": "via TCP", "elapsed": 0.123, "stale": True,
+        "detail": "via TCP", "elapsed": 0.123, "stale": True, "vantage": None, "measured": None, "age": None,
     }
     assert Answer(r, UPDATE.key, "timeout", None, ()).as_dict()["elapsed"] is None
+    assert Answer.from_dict(a.as_dict(), UPDATE.key) == replace(a, elapsed=0.123, resolver=replace(r, name="[2001:db8::53]:5300"))
+
+
+def test_a_probe_answer_carries_its_vantage_and_age_and_reads_back_the_same():
+    measured = datetime(2026, 11, 28, 12, 0, 0, 250000, tzinfo=timezone.utc)
+    probe = Resolver("own", name="globalping JP Tokyo AS2516", operator="KDDI", country="JP", group="probe")
+    a = Answer(probe, UPDATE.key, "old", 42, ("198.51.100.10",), vantage=Vantage("globalping", "AS", "JP", "Tokyo", 2516, "KDDI"),
+               measured=measured)
+    doc = a.as_dict(now=measured + timedelta(seconds=12.34))
+    assert doc["vantage"] == {"service": "globalping", "continent": "AS", "country": "JP", "city": "Tokyo", "asn": 2516,
+                              "network": "KDDI", "probe": ""}
+    assert (doc["measured"], doc["age"], doc["address"]) == ("2026-11-28T12:00:00.250Z", 12.3, "own")
+    assert Answer.from_dict(doc, UPDATE.key) == a
+    assert a.as_dict()["age"] is None  # without the round's time there is no age

@@ -171,7 +171,7 @@ def test_exponential_yaml_aliases_do_not_explode(tmp_path):
     started = time.monotonic()
     found = refusal(tmp_path, text)
     assert time.monotonic() - started < 5
-    assert found[0] == "x0: unknown key 'x0' (expected one of: version, zone, provider, records, prepare, watch, retire, verify, safety)"
+    assert found[0] == "x0: unknown key 'x0' (expected one of: version, zone, provider, records, prepare, watch, retire, verify, safety, ready)"
     assert all(len(line) < 400 for line in found)
     assert any(line.startswith("records[0].to[0]: ") for line in found)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cutover import apply as applymod, render
 from cutover.guards import Refusal
+from tests.test_geography import PROBLEM, probe_round
 
 
 def test_diff_lists_refusals_and_marks_the_overridden_ones(env):
@@ -46,3 +47,40 @@ def test_status_says_what_can_be_switched_off_and_what_was_forced():
     assert "guards overridden with --force: ttl: www A" in text
     doc["verdict"] = dict(doc["verdict"], retire=False, earliest="2026-11-28T13:00:00Z")
     assert "retire: not yet: keep 192.0.2.20 running (earliest 2026-11-28T13:00:00Z)" in render.status_text(doc)
+
+
+def _status(last: dict) -> str:
+    return render.status_text({"zone": "example.com.", "plan": "plan.yaml", "rounds": 7, "runs": [],
+                               "last_round": last, "verdict": last["verdict"]})
+
+
+def test_status_shows_the_probes_by_country_and_network_with_ages_and_problems():
+    doc = probe_round(problems=[PROBLEM, "ripe-atlas: 3 probes offline"], in_flight=1)
+    doc["records"][0]["answers"][-1]["vantage"]["network"] = "Evil\x1b[2J Net"  # BR's filtered probe
+    text = _status(doc)
+    assert "  probes: 22/26 answering new (old 4 err 1 filt 1) from globalping 28; measured 12s-4m10s before the round" in text
+    assert "      www.example.com. A by country: DE 7/10 old 3, BR 0/1 old 1 filt 1, JP 10/10, US 4/4, FR 1/1 err 1" in text
+    assert ("      by continent: North America 4/4, South America 0/1 old 1 filt 1, Europe 8/11 old 3 err 1, Asia 10/10"
+            in text)
+    assert "      by network: AS3320 Deutsche Telekom (DE) 7/10 old 3, AS28573 " in text
+    assert "AS2516 KDDI (JP) 10/10" in text and "\x1b" not in text
+    assert "      globalping: 1 in flight, 28 answers, last finished 2026-11-28T14:59:18.000Z" in text
+    assert f"      problem: {PROBLEM}" in text and "      problem: ripe-atlas: 3 probes offline" in text
+    assert "not new: globalping DE Berlin AS3320 old TTL 300" in text  # probes that hold a record back are named too
+
+
+def test_status_names_at_most_a_dozen_places_per_line_and_skips_rounds_without_probes():
+    spec = [(place, "new") for place in ("JP", "DE", "FR", "US", "BR")]
+    many = probe_round(spec * 3)
+    for i, a in enumerate(a for a in many["records"][0]["answers"] if a.get("vantage")):
+        a["vantage"].update(country=f"K{i:02d}", asn=1000 + i)
+    assert ", +3 more" in next(line for line in _status(many).splitlines() if "by country" in line)
+    assert ", +3 more" in next(line for line in _status(many).splitlines() if "by network" in line)
+    old = probe_round([], with_services=False)
+    for rec in old["records"]:
+        for a in rec["answers"]:
+            for key in ("vantage", "measured", "age"):
+                a.pop(key, None)
+    assert "probes" not in _status(old)
+    assert "  probes: no probe answers in this round" in _status(probe_round([], in_flight=1))
+    assert "      globalping: 1 in flight, no answers yet" in _status(probe_round([], in_flight=1))

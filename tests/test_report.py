@@ -23,6 +23,8 @@ from cutover.records import Change, RecordSet
 from cutover.resolvers import Resolver
 from cutover.observe.types import Answer, Round, Target
 from tests.observations import round_doc
+from tests.test_geography import HOSTILE, PROBLEM, probe
+from tests.test_geography import services as geo_services
 
 ZONE = "example.test."
 OLD, NEW = "198.51.100.10", "203.0.113.10"
@@ -328,3 +330,125 @@ def test_a_noisy_long_watch_draws_the_line_without_dots():
                           points[0].time, points[-1].time, (), (report.Series(*WWW, "www A", points, None),), (), (), None)
     dom = parse(report_html.render([r], now=T0 + 40_000))
     assert not dom.find("circle") and len(dom.find("polyline")[0]["points"].split()) == 1000
+
+
+# ------------------------------------------------------------------ probes around the world
+
+
+def add_probe_round(journal: Journal, plan: planmod.Plan, number: int, when: float, probes: list[tuple[str, str]],
+                    *, age: float = 30.0, problems: tuple[str, ...] = (), in_flight: int = 0, **vantage) -> dict:
+    """A round of the story's resolvers (all new) plus probe answers about both records,
+    in the round document's shape (``tests.test_geography.probe``)."""
+    answers = [Answer(RESOLVERS[name], t.key, "new", 60, (NEW,)) for name in ("alpha", "evil") for t in TARGETS]
+    doc = round_doc(Round(number, dt(when), tuple(answers)), TARGETS, change=dt(T0), now=dt(when),
+                    threshold=plan.retire.threshold, period=plan.retire.parallel_period)
+    doc.update(plan=str(plan.path), zone=plan.zone, change={"time": iso(T0), "source": "apply run 2"})
+    for rec, target in zip(doc["records"], TARGETS):
+        rec["answers"] += [probe(place, state, target, age=age, at=dt(when), n=i, **vantage)
+                           for i, (place, state) in enumerate(probes)]
+    doc["probes"] = geo_services(problems=problems, in_flight=in_flight, answers=2 * len(probes))
+    journal.add_round(plan.zone, number, when, doc)
+    return doc
+
+
+@pytest.fixture
+def probed(tmp_path):
+    """Round 1: probes in JP and DE old, HTTP 500 from the service. Round 2: only JP
+    answers again (new), the service fails again. Round 3: no probe results (none
+    arrived), the service is fine."""
+    plan = write_plan(tmp_path)
+    journal = Journal(tmp_path / ".cutover")
+    add_runs(journal, plan)
+    add_probe_round(journal, plan, 1, T0 + 10, [("JP", "old"), ("DE", "old"), ("DE", "new"), ("BR", "timeout")],
+                    problems=(PROBLEM,))
+    add_probe_round(journal, plan, 2, T0 + 400, [("JP", "new")], age=20.0, problems=(PROBLEM, EVIL))
+    add_probe_round(journal, plan, 3, T0 + 500, [])
+    yield plan, journal
+    journal.close()
+
+
+def test_report_gathers_each_probes_latest_answer_by_country_and_network(probed):
+    plan, journal = probed
+    r = report.build(plan, journal, now=T0 + 700)
+    rows = {c.country: c for c in r.countries}
+    assert list(rows) == ["BR", "DE", "JP"]  # South America, Europe, Asia: west to east
+    jp, de, br = rows["JP"], rows["DE"], rows["BR"]
+    assert (jp.new, jp.old, jp.tone, jp.continent_name) == (2, 0, "new", "Asia")  # round 2 replaced round 1's old answers
+    assert (jp.youngest, jp.oldest) == (120.0, 120.0)  # 20s before round 2, 100s before round 3
+    assert (de.new, de.old, de.answering, de.tone, de.networks) == (2, 2, 4, "mixed", ("Deutsche Telekom",))
+    assert (de.youngest, de.oldest) == (520.0, 520.0)
+    assert (br.error, br.answering, br.tone, br.share) == (2, 0, "error", None)
+    assert r.probes_at == round_time(T0 + 500)
+    nets = {n.network: n for n in r.networks}
+    assert (nets["AS3320"].name, nets["AS3320"].countries, nets["AS3320"].old) == ("Deutsche Telekom", ("DE",), 2)
+    assert nets["AS28573"].name == HOSTILE
+    (gp,) = r.probe_services
+    assert (gp.service, gp.answers, gp.problems) == ("globalping", 0, ())  # the last round's
+    problems = {p.text: p for p in r.probe_problems}
+    assert (problems[PROBLEM].rounds, problems[PROBLEM].first, problems[PROBLEM].last) == (2, round_time(T0 + 10), round_time(T0 + 400))
+    assert not problems[PROBLEM].current and r.probe_problems_total == 2
+
+
+def test_report_json_carries_the_probe_rows(probed, capsys):
+    plan, _ = probed
+    assert cli.main(["report", str(plan.path), "--format", "json"]) == 0
+    zone = json.loads(capsys.readouterr().out)["plans"][0]
+    de = next(c for c in zone["countries"] if c["country"] == "DE")
+    assert {k: de[k] for k in ("continent", "continent_name", "new", "old", "tone")} == \
+        {"continent": "EU", "continent_name": "Europe", "new": 2, "old": 2, "tone": "mixed"}
+    assert zone["probe_services"][0]["url"] == "https://api.globalping.io"
+    assert {p["text"] for p in zone["probe_problems"]} == {PROBLEM, EVIL}
+    assert {n["network"] for n in zone["networks"]} == {"AS2516", "AS3320", "AS28573"}
+
+
+def test_world_view_grid_cells_networks_and_problems(probed):
+    plan, journal = probed
+    dom = parse(report_html.render([report.build(plan, journal, now=T0 + 700)], now=T0 + 700))
+    cells = {c["data-country"]: c for c in dom.find("div") if "data-country" in c}
+    assert set(cells) == {"JP", "DE", "BR"}
+    assert (cells["DE"]["data-tone"], cells["DE"]["data-new"], cells["DE"]["data-old"]) == ("mixed", "2", "2")
+    assert cells["DE"]["class"] == "country tone-mixed" and cells["JP"]["data-tone"] == "new" and cells["BR"]["data-tone"] == "error"
+    assert "Deutsche Telekom" in cells["DE"]["title"] and "8m40s before the last round" in cells["DE"]["title"]
+    continents = [c["data-continent"] for c in dom.find("div") if c.get("class") == "continent"]
+    assert continents == ["SA", "EU", "AS"]
+    tiles = {t["data-continent"]: t for t in dom.find("g") if t.get("class") == "tile"}
+    assert set(tiles) == {"NA", "SA", "EU", "AF", "AS", "OC", "AN"}
+    assert (tiles["EU"]["data-tone"], tiles["NA"]["data-tone"], tiles["AS"]["data-new"]) == ("mixed", "none", "2")
+    networks = [row["data-network"] for row in dom.find("tr") if "data-network" in row]
+    assert networks[0] == "AS3320"  # the network still answering old data first
+    problems = [li for li in dom.find("li") if "data-current" in li]
+    assert len(problems) == 2 and {p["data-current"] for p in problems} == {"false"}
+    text = "".join(dom.text)
+    assert "Probes around the world" in text and PROBLEM in text and "api.globalping.io" in text
+    assert "never stops the watch" in text.replace("\n", " ") or "never stops the watch" in " ".join(text.split())
+
+
+def test_world_view_escapes_hostile_names_and_stays_self_contained(probed):
+    plan, journal = probed
+    page = report_html.render([report.build(plan, journal, now=T0 + 700)], now=T0 + 700)
+    dom = parse(page)
+    assert not dom.find("script") and not dom.find("img") and not dom.find("link") and not dom.find("iframe")
+    assert HOSTILE not in page and EVIL not in page  # only escaped
+    text = "".join(dom.text)
+    assert HOSTILE in text and EVIL in text
+    assert dom.find("tr", data_network="AS28573")
+    assert not re.search(r"(src|href)\s*=\s*\"(?!#)", page) and "url(" not in page and "@import" not in page
+    assert "http://" not in page and "https://" not in page  # the service is named by its host, not linked
+
+
+def test_a_report_without_probes_has_no_world_view(story):
+    plan, journal = story
+    r = report.build(plan, journal, now=T0 + 700)
+    assert (r.countries, r.networks, r.probe_services, r.probe_problems, r.probes_at) == ((), (), (), (), None)
+    assert "Probes around the world" not in report_html.render([r], now=T0 + 700)
+
+
+def test_status_shows_the_last_rounds_probes_and_problems(probed):
+    plan, journal = probed
+    doc = monitor.status(plan, journal)
+    doc["last_round"] = journal.rounds(plan.zone)[1]  # round 2: JP new, and two problems
+    text = render.status_text(doc)
+    assert "  probes: 2/2 answering new from globalping 2; measured 20s before the round" in text
+    assert f"      www.{ZONE} A by country: JP 1/1" in text
+    assert "      by network: AS2516 KDDI (JP) 2/2" in text
+    assert f"      problem: {PROBLEM}" in text and f"      problem: {EVIL}" in text

@@ -23,7 +23,8 @@ from datetime import datetime
 from typing import Any, Mapping, Sequence
 
 from cutover.records import Keyed, RecordKey
-from cutover.resolvers import Resolver
+from cutover.resolvers import Resolver, parse_address
+from cutover.times import iso_precise, parse_iso
 
 #: Answers that say something about the record's data; the share is computed over these.
 ANSWERED = ("new", "old", "other")
@@ -69,8 +70,41 @@ class Target(Keyed):
 
 
 @dataclass(frozen=True)
+class Vantage:
+    """Where a probe network's answer was seen from: the probe's place and network.
+
+    A resolver we ask ourselves has no vantage (it is where this machine is); a probe's
+    answer came through that probe's own resolver, somewhere in the world.
+    """
+
+    service: str
+    continent: str = ""
+    country: str = ""
+    city: str = ""
+    asn: int | None = None
+    network: str = ""
+    probe: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"service": self.service, "continent": self.continent, "country": self.country, "city": self.city,
+                "asn": self.asn, "network": self.network, "probe": self.probe}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Vantage":
+        asn = data.get("asn")
+        return cls(str(data.get("service", "")), str(data.get("continent") or ""), str(data.get("country") or ""),
+                   str(data.get("city") or ""), int(asn) if isinstance(asn, int) else None,
+                   str(data.get("network") or ""), str(data.get("probe") or ""))
+
+
+@dataclass(frozen=True)
 class Answer:
-    """What one server said about one record, reduced to a state."""
+    """What one server said about one record, reduced to a state.
+
+    A probe network's answer also carries its ``vantage`` and ``measured``, the time its
+    result reached us: it joins every round from then on until a newer measurement
+    replaces it, and its age (round time minus ``measured``) is shown with it.
+    """
 
     resolver: Resolver
     key: RecordKey
@@ -79,13 +113,19 @@ class Answer:
     values: tuple[str, ...]
     detail: str = ""
     elapsed: float | None = None
+    vantage: Vantage | None = None
+    measured: datetime | None = None
 
     @property
     def answered(self) -> bool:
         return self.state in ANSWERED
 
-    def as_dict(self, stale: bool = False) -> dict[str, Any]:
+    def as_dict(self, stale: bool = False, now: datetime | None = None) -> dict[str, Any]:
+        """The answer's JSON; ``now`` (the round's time) gives a probe answer its age."""
         r = self.resolver
+        age = None
+        if self.measured is not None and now is not None:
+            age = round(max(0.0, (now - self.measured).total_seconds()), 1)
         return {
             "resolver": r.label,
             "address": r.endpoint,
@@ -99,7 +139,30 @@ class Answer:
             "detail": self.detail,
             "elapsed": None if self.elapsed is None else round(self.elapsed, 3),
             "stale": stale,
+            "vantage": None if self.vantage is None else self.vantage.as_dict(),
+            "measured": iso_precise(self.measured),
+            "age": age,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], key: RecordKey) -> "Answer":
+        """An answer back from its JSON (a stored round), for carrying probe results on."""
+        vantage = data.get("vantage")
+        measured = data.get("measured")
+        try:
+            address, port = parse_address(str(data.get("address", "")))
+        except ValueError:  # a probe's resolver may be unknown ("own")
+            address, port = str(data.get("address", "")), 53
+        resolver = Resolver(address, port, str(data.get("resolver", "")), str(data.get("operator", "")),
+                            str(data.get("country", "")), bool(data.get("filtering", False)), str(data.get("group", "custom")))
+        ttl = data.get("ttl")
+        elapsed = data.get("elapsed")
+        return cls(resolver, key, str(data.get("state", "error")), ttl if isinstance(ttl, int) else None,
+                   tuple(str(v) for v in data.get("values") or ()), str(data.get("detail", "")),
+                   float(elapsed) if isinstance(elapsed, (int, float)) else None,
+                   Vantage.from_dict(vantage) if isinstance(vantage, Mapping) else None,
+                   parse_iso(measured) if isinstance(measured, str) and measured else None)
+
 
 
 @dataclass(frozen=True)

@@ -120,10 +120,13 @@ def test_mail_moves_to_a_hosted_service_with_a_parallel_period(tmp_path, bind_se
         {"name": "@", "type": "MX", "ttl": 1, "from": ["10 mail"], "to": [hosted_mx]},
         {"name": "@", "type": "TXT", "ttl": 1, "from": ['"v=spf1 mx -all"'], "to": [spf]},
         {"name": "autodiscover", "type": "CNAME", "ttl": 1, "to": ["autodiscover.outlook.com."]},
-    ], retire={"threshold": "60%", "parallel_period": "5s"})
+    ], retire={"threshold": "60%", "parallel_period": "5s"},
+        ready={"resolver": f"127.0.0.1:{bind.port}", "timeout": "2s"})  # BIND refuses recursion: no DNS leaves loopback
     for r in resolvers:
         assert op.ask(r, ZONE, "MX") == {f"10 mail.{ZONE}"}  # the floored resolver now holds the old MX for an hour
-    op("apply", "--yes")
+    refused = op("apply", "--yes", expect=2)  # the hosted MX cannot be reached from here: not known to be ready
+    assert "readiness: smtp acme-example-com.mail.protection.outlook.com" in refused.stderr and "has no address" in refused.stderr
+    op("apply", "--yes", "--force", "readiness")
     assert bind.values(f"autodiscover.{ZONE}", "CNAME") == {"autodiscover.outlook.com."}
 
     time.sleep(1.5)

@@ -1,13 +1,76 @@
 """Answers from probe networks: DNS measured from other people's machines and resolvers.
 
 From one machine, ``watch`` sees one site of each anycast resolver. Probe networks
-(Globalping, later RIPE Atlas) ask from thousands of homes and networks through each
-probe's own resolver, the caches real users sit behind. Each service's client turns its
-results into ordinary ``Answer`` values, classified exactly like a resolver's, with the
-probe's vantage carried on the ``Resolver`` (group ``probe``).
+(Globalping, RIPE Atlas) ask from thousands of homes and networks through each probe's
+own resolver, the caches real users sit behind. Each service's client turns its results
+into ordinary ``Answer`` values, classified exactly like a resolver's, with the probe's
+vantage on the answer (and its place in the ``Resolver`` label, group ``probe``).
+
+Every service module offers the same small surface, which ``schedule`` drives:
+
+* ``SERVICE`` (its name in plans and output) and ``settings_from(entry)``, which reads
+  one ``watch.probes`` entry or raises ``SettingError`` naming the field;
+* ``settings_problem(settings, records)``: why that schedule would exceed the service's
+  published limits or credits, or None (checked before anything is sent);
+* a client, ``client(settings)``, implementing ``ProbeClient``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cutover.observe.types import Answer, Target
+
 #: ``Resolver.group`` of every probe answer, so that output can show and count them apart.
 PROBE = "probe"
+
+
+class SettingError(ValueError):
+    """A ``watch.probes`` entry's field that cannot be used: which field, and why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One poll of a measurement: the answers so far, and whether the service is done
+    with it (a measurement cut short by our timeout uses its last ``Progress``; tests
+    still running are then ``timeout`` answers)."""
+
+    final: bool
+    answers: tuple[Answer, ...]
+
+
+class ProbeSettings(Protocol):
+    """What the scheduler needs of any service's parsed settings."""
+
+    @property
+    def every(self) -> float: ...
+
+    @property
+    def url(self) -> str: ...
+
+
+class ProbeClient(Protocol):
+    """One service endpoint with its credentials, pacing itself as its API asks.
+
+    ``create`` starts a measurement of one record and returns its id; ``ready_at`` is
+    the monotonic clock time before which the service does not want it read again;
+    ``progress`` reads it once (None: the service asked us to come back later). Errors
+    are ``providers.httpclient.ApiError`` (or ``requests`` / ``OSError``): the scheduler
+    reports them in the round and never lets them stop the watch.
+    """
+
+    settings: Any
+
+    def create(self, target: Target) -> str: ...
+
+    def ready_at(self, measurement_id: str) -> float: ...
+
+    def progress(self, measurement_id: str, target: Target) -> Progress | None: ...
+
+    def close(self) -> None: ...

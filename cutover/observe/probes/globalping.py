@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import dns.exception
@@ -37,10 +37,11 @@ import dns.rrset
 import requests
 
 from cutover.observe.classify import read_response
-from cutover.observe.probes import PROBE
-from cutover.observe.types import Answer, Target
+from cutover.observe.probes import PROBE, Progress, SettingError
+from cutover.observe.types import Answer, Target, Vantage
 from cutover.records import shorten
-from cutover.resolvers import Resolver
+from cutover.resolvers import Resolver, parse_address
+from cutover.values import parse_duration
 from providers.httpclient import ApiError, RetryPolicy, retry_after
 
 SERVICE = "globalping"
@@ -88,6 +89,79 @@ class GlobalpingSettings:
     port: int = 53
 
 
+#: How long a measurement may take before its partial results are used: Globalping's
+#: probes give up on a DNS query after a few seconds, so a minute means something broke.
+MEASUREMENT_TIMEOUT = 60.0
+ENTRY_KEYS = frozenset({"service", "token", "locations", "resolver", "every", "url", "limit", "protocol", "port"})
+
+
+def settings_from(entry: Mapping[str, Any]) -> GlobalpingSettings:
+    """One ``watch.probes`` entry of service ``globalping``; ``SettingError`` names the field."""
+    unknown = set(entry) - ENTRY_KEYS
+    if unknown:
+        raise SettingError(sorted(unknown)[0], f"unknown key (globalping takes {', '.join(sorted(ENTRY_KEYS))})")
+    token = entry.get("token") or ""
+    if not isinstance(token, str):
+        raise SettingError("token", "must be a string, e.g. ${GLOBALPING_TOKEN}")
+    locations = entry.get("locations") or []
+    if not isinstance(locations, list) or not all(isinstance(loc, Mapping) for loc in locations):
+        raise SettingError("locations", "must be a list of mappings such as {country: JP, limit: 10}")
+    for i, loc in enumerate(locations):
+        _location(i, loc)
+    resolver, port = _resolver(entry.get("resolver", "own"), entry.get("port", 53))
+    try:
+        every = parse_duration(entry.get("every", "10m"))
+    except ValueError as exc:
+        raise SettingError("every", str(exc)) from None
+    if every < 60:
+        raise SettingError("every", f"{every:g}s is shorter than a minute; a measurement takes seconds to finish")
+    limit = entry.get("limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= TOKEN_PROBES_PER_MEASUREMENT):
+        raise SettingError("limit", f"{limit!r} must be a whole number of probes, 1..{TOKEN_PROBES_PER_MEASUREMENT}")
+    if limit is not None and any("limit" in loc for loc in locations):
+        raise SettingError("limit", "give a limit per location or one overall, not both (the API refuses both)")
+    protocol = str(entry.get("protocol", "UDP")).upper()
+    if protocol not in ("UDP", "TCP"):
+        raise SettingError("protocol", f"{protocol!r} must be UDP or TCP")
+    return GlobalpingSettings(locations=tuple(dict(loc) for loc in locations), token=token, resolver=resolver,
+                              every=every, url=_url(entry.get("url", DEFAULT_URL)), limit=limit,
+                              protocol=protocol, port=port)
+
+
+def _location(index: int, loc: Mapping[str, Any]) -> None:
+    unknown = set(loc) - LOCATION_KEYS
+    if unknown:
+        raise SettingError(f"locations[{index}]", f"unknown key(s) {', '.join(sorted(unknown))} "
+                           f"(a location takes {', '.join(sorted(LOCATION_KEYS))})")
+    limit = loc.get("limit", 1)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= PROBES_PER_LOCATION:
+        raise SettingError(f"locations[{index}].limit", f"{limit!r} must be a whole number, 1..{PROBES_PER_LOCATION}")
+
+
+def _resolver(value: Any, port: Any) -> tuple[str | None, int]:
+    """``own`` (each probe's own resolver: the point) or a resolver's address."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise SettingError("port", f"{port!r} must be a port number, 1-65535")
+    if value in (None, "own"):
+        return None, port
+    try:
+        address, given = parse_address(str(value), port)
+    except ValueError as exc:
+        raise SettingError("resolver", f"must be own or a resolver's IP address: {exc}") from None
+    return address, given
+
+
+def _url(value: Any) -> str:
+    text = str(value).rstrip("/")
+    if not text.startswith(("https://", "http://")):
+        raise SettingError("url", f"{value!r} must be an http:// or https:// address of the API")
+    return text
+
+
+def client(settings: GlobalpingSettings) -> "GlobalpingClient":
+    return GlobalpingClient(settings)
+
+
 # -- cost -------------------------------------------------------------------------------------
 
 
@@ -129,6 +203,24 @@ def cost_problem(every: float, probes: int, records: int, token: bool) -> str | 
     return (f"globalping: {records} record(s) every {every:g}s with {probes} probes is {runs} measurements and "
             f"{tests} tests an hour, over the {hourly} free tests/hour allowed {who}; what fits: "
             + " or ".join(f for f in fits if f))
+
+
+#: What ``hourly_use`` counts, for messages about a shared budget.
+UNIT = "tests"
+
+
+def budget_key(settings: GlobalpingSettings) -> str:
+    """Whose hourly budget an entry spends: its token's (anonymous: this machine's address)."""
+    return settings.token or "anonymous"
+
+
+def hourly_use(settings: GlobalpingSettings, records: int) -> int:
+    """Tests an hour: measurements started an hour times probes per measurement."""
+    return measurements_per_hour(settings.every, records) * probes_requested(settings.locations, settings.limit)
+
+
+def hourly_limit(settings: GlobalpingSettings) -> int:
+    return TOKEN_TESTS_PER_HOUR if settings.token else ANONYMOUS_TESTS_PER_HOUR
 
 
 def settings_problem(settings: GlobalpingSettings, records: int) -> str | None:
@@ -307,6 +399,13 @@ class GlobalpingClient:
             self._next_read.pop(measurement_id, None)  # final: nothing more to pace
         return data
 
+    def progress(self, measurement_id: str, target: Target) -> Progress | None:
+        """``poll`` read as answers: the ``ProbeClient`` step the watch's scheduler calls."""
+        state = self.poll(measurement_id)
+        if state is None:
+            return None
+        return Progress(state.get("status") != "in-progress", tuple(answers_from(state, target)))
+
     # -- HTTP ---------------------------------------------------------------------------
 
     def _send(self, method: str, path: str, body: Any) -> requests.Response:
@@ -348,11 +447,25 @@ class GlobalpingClient:
 
 
 def answers_from(measurement: Mapping[str, Any], target: Target) -> list[Answer]:
-    """Every probe's result as an ``Answer`` for ``target``; tests still in progress
-    (a measurement cut short by our timeout) are ``timeout`` answers."""
+    """Every probe's result as an ``Answer`` for ``target``, with the probe's vantage;
+    tests still in progress (a measurement cut short by our timeout) are ``timeout``
+    answers."""
     results = [r for r in measurement.get("results") or () if isinstance(r, Mapping)]
-    vantages = vantage_resolvers([r.get("probe") or {} for r in results])
-    return [answer_from(r.get("result"), target, v) for r, v in zip(results, vantages)]
+    probes: list[Mapping[str, Any]] = [_mapping(r.get("probe")) for r in results]
+    labels = vantage_resolvers(probes)
+    return [replace(answer_from(r.get("result"), target, label), vantage=vantage(p))
+            for r, p, label in zip(results, probes, labels)]
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def vantage(probe: Mapping[str, Any]) -> Vantage:
+    """Where a Globalping probe is: ``probe.{continent, country, city, asn, network}``."""
+    asn = probe.get("asn")
+    return Vantage(SERVICE, str(probe.get("continent") or ""), str(probe.get("country") or ""),
+                   str(probe.get("city") or ""), asn if isinstance(asn, int) else None, str(probe.get("network") or ""))
 
 
 def vantage_resolvers(probes: Sequence[Mapping[str, Any]]) -> list[Resolver]:

@@ -111,7 +111,7 @@ class FakeGlobalping:
         self.measurements: dict[str, Measurement] = {}
         self.log: list[tuple[str, str, float]] = []  # (method, path, monotonic time)
         self.bodies: list[Any] = []  # bodies of POST requests, valid or not
-        self._faults: list[tuple[str | None, int]] = []  # (method or None, Retry-After seconds)
+        self._faults: list[tuple[str | None, int, int]] = []  # (method or None, status, Retry-After seconds)
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -129,7 +129,12 @@ class FakeGlobalping:
     def rate_limit_next(self, count: int, retry_after: int = 1, method: str | None = None) -> None:
         """The next ``count`` requests (of ``method``, if given) answer 429 with Retry-After."""
         with self._lock:
-            self._faults.extend((method, retry_after) for _ in range(count))
+            self._faults.extend((method, 429, retry_after) for _ in range(count))
+
+    def fail_next(self, count: int, status: int = 500, method: str | None = None) -> None:
+        """The next ``count`` requests (of ``method``, if given) fail with ``status``."""
+        with self._lock:
+            self._faults.extend((method, status, 0) for _ in range(count))
 
     def read_times(self, measurement_id: str) -> list[float]:
         return [t for m, p, t in self.log if m == "GET" and p.endswith("/" + measurement_id)]
@@ -151,9 +156,11 @@ class FakeGlobalping:
             fault = next((f for f in self._faults if f[0] in (None, method)), None)
             if fault:
                 self._faults.remove(fault)
+        if fault and fault[1] == 429:
+            return self._send(h, 429, self._error("too_many_requests", f"Too many requests. Please retry in {fault[2]} seconds."),
+                              {"Retry-After": str(fault[2])})
         if fault:
-            return self._send(h, 429, self._error("too_many_requests", f"Too many requests. Please retry in {fault[1]} seconds."),
-                              {"Retry-After": str(fault[1])})
+            return self._send(h, fault[1], self._error("api_error", "Internal Server Error."))
         auth = h.headers.get("Authorization")
         if auth is not None and auth != f"Bearer {self.token}":
             return self._send(h, 401, self._error("unauthorized", "Invalid token."))
