@@ -303,8 +303,8 @@ def cmd_demo(args: argparse.Namespace, out: Output) -> int:
     finally:
         view.close()
     if out.json:  # one document, as every command gives: the story's outcome and its rounds
-        out.document({"outcome": result["outcome"], "rounds": rounds, "verdict": result["last_round"]["verdict"],
-                      "diff_after": result["diff_after"]})
+        out.document({"readiness": result["readiness"], "outcome": result["outcome"], "rounds": rounds,
+                      "verdict": result["last_round"]["verdict"], "diff_after": result["diff_after"]})
     return 0 if result["last_round"]["verdict"]["retire"] else 1
 
 

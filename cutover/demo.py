@@ -1,10 +1,12 @@
 """``cutover demo``: a whole cutover against the embedded sandbox, in about a minute.
 
 It is the real pipeline, not a recording: a plan file is written, then loaded and run
-through diff, prepare, apply (whose TTL guard first refuses, as it should), and watch,
-against an authoritative server and caching resolvers on loopback, some of which
-misbehave the way real ones do (a TTL floor, a stale cache, a slow one, a broken one).
-The TTLs are scaled down from hours to seconds so that the story fits in a minute.
+through check (is the new web server ready?), diff, prepare, apply (whose TTL guard
+first refuses, as it should), and watch, against an authoritative server and caching
+resolvers on loopback, some of which misbehave the way real ones do (a TTL floor, a
+stale cache, a slow one, a broken one), and a new web server on a loopback address
+(``cutover.sandbox.web``). The TTLs are scaled down from hours to seconds so that the
+story fits in a minute.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from cutover import apply as applymod, diff as diffmod, monitor, plan as planmod
 from cutover.errors import GuardError
 from cutover.records import RecordSet
 from cutover.sandbox import ResolverSpec, Sandbox
+from cutover.sandbox.web import DemoWebServer
 from cutover.session import Session
 
 ZONE = "demo.example."
-OLD_IP, NEW_IP = "198.51.100.10", "203.0.113.10"
+#: The old server is a documentation address (nothing connects to it); the new one is on
+#: this machine, where the demo's web server answers, so that readiness is really checked.
+OLD_IP, NEW_IP = "198.51.100.10", "127.0.0.10"
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ def zone_records(t: Timing) -> list[RecordSet]:
     ]
 
 
-def plan_document(sandbox: Sandbox, t: Timing) -> dict[str, Any]:
+def plan_document(sandbox: Sandbox, t: Timing, web: DemoWebServer) -> dict[str, Any]:
     """The demo plan, as an operator would write it for this move."""
     return {
         "version": 1,
@@ -88,6 +93,8 @@ def plan_document(sandbox: Sandbox, t: Timing) -> dict[str, Any]:
         },
         "retire": {"threshold": "100%", "parallel_period": f"{t.parallel_period}s"},
         "safety": {"max_change_share": "60%"},
+        "ready": {"web": {"ports": {"http": web.http_port, "https": web.https_port}}, "ca_file": web.ca_file,
+                  "timeout": "3s"},
     }
 
 
@@ -103,14 +110,18 @@ def run(directory: Path | None, *, fast: bool, show: Callable[[str], None],
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cutover-demo-")))
         directory.mkdir(parents=True, exist_ok=True)
         sandbox = stack.enter_context(Sandbox(directory / "zone", ZONE, zone_records(t), resolvers=resolver_specs(t)))
+        web = stack.enter_context(DemoWebServer(NEW_IP))
         plan_path = directory / "demo-plan.yaml"
-        plan_path.write_text(yaml.safe_dump(plan_document(sandbox, t), sort_keys=False), encoding="utf-8")
+        plan_path.write_text(yaml.safe_dump(plan_document(sandbox, t, web), sort_keys=False), encoding="utf-8")
         show(f"Sandbox: {ZONE} served at {sandbox.provider_settings()['server']}, "
              f"{len(sandbox.resolvers)} caching resolvers on loopback. Plan: {plan_path}")
         plan = planmod.load(plan_path)
         session = stack.enter_context(Session(state=state or directory / ".cutover", progress=lambda m: show(f"... {m}")))
+        show(f"\n0. check: is the new web server ({NEW_IP}) ready for {ZONE.rstrip('.')} and www?\n")
+        readiness = session.check(plan)
+        show(render.readiness_text(plan.zone, str(plan.path), readiness.checks))
         ctx = stack.enter_context(session.zone(plan))
-        return _story(ctx, sandbox, t, show, on_round, sleep)
+        return {**_story(ctx, sandbox, t, show, on_round, sleep), "readiness": readiness.as_dict()}
 
 
 def _story(ctx: applymod.Context, sandbox: Sandbox, t: Timing, show: Callable[[str], None],

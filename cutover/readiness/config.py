@@ -19,7 +19,7 @@ from cutover.values import parse_duration, show
 
 KEYS = ("web", "mail", "old", "ca_file", "cert_days", "timeout", "resolver")
 WEB_KEYS = ("names", "path", "status", "ports")
-MAIL_KEYS = ("rcpt", "port", "starttls", "sending")
+MAIL_KEYS = ("rcpt", "port", "starttls", "sending", "helo")
 STARTTLS = ("required", "optional")
 
 
@@ -38,6 +38,7 @@ class ReadyConfig:
     smtp_port: int = 25
     starttls: str = "required"
     sending: tuple[str, ...] = ()
+    helo: str | None = None  # the EHLO name (None: the machine's name; see cutover.readiness.mail)
     old_every: float = 3600.0
     ca_file: str | None = None
     cert_days: int = 14
@@ -70,13 +71,14 @@ def parse(c: Checker, section: Any, base_dir: Path) -> ReadyConfig:
         "smtp_port": c.convert(mail.get("port", 25), "ready.mail.port", _port),
         "starttls": c.convert(mail.get("starttls", "required"), "ready.mail.starttls", _starttls),
         "sending": c.convert(mail.get("sending", []), "ready.mail.sending", _sending),
+        "helo": c.convert(mail["helo"], "ready.mail.helo", _helo) if "helo" in mail else None,
         "old_every": c.convert(old.get("every", "1h"), "ready.old.every", _every),
         "ca_file": c.convert(ready["ca_file"], "ready.ca_file", lambda v: _ca_file(v, base_dir)) if "ca_file" in ready else None,
         "cert_days": c.convert(ready.get("cert_days", 14), "ready.cert_days", _days),
         "timeout": c.convert(ready.get("timeout", "10s"), "ready.timeout", _every),
         "resolver": c.convert(ready["resolver"], "ready.resolver", parse_address) if "resolver" in ready else None,
     }
-    return ReadyConfig(**{k: v for k, v in found.items() if v is not None or k in ("web_names", "ca_file", "resolver")})
+    return ReadyConfig(**{k: v for k, v in found.items() if v is not None or k in ("web_names", "ca_file", "resolver", "helo")})
 
 
 def _names(value: Any) -> tuple[str, ...]:
@@ -109,6 +111,14 @@ def _rcpt(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or any(ch.isspace() or ch in "<>" for ch in value):
         raise ValueError(f"{show(value)} must be a local part such as postmaster, or an address")
     return value.strip()
+
+
+def _helo(value: Any) -> str:
+    """A name a strict server can look up (the sending host's), or an address literal."""
+    text = str(value).strip()
+    if not text or any(ch.isspace() for ch in text) or ("." not in text and not text.startswith("[")):
+        raise ValueError(f"{show(value)} must be a fully qualified host name or an address literal such as [192.0.2.5]")
+    return text
 
 
 def _starttls(value: Any) -> str:

@@ -95,7 +95,7 @@ class MailSettings:
     def from_config(cls, config: ReadyConfig) -> MailSettings:
         """The settings of a plan's ``ready:`` section."""
         return cls(rcpt=config.rcpt, port=config.smtp_port, starttls=config.starttls, ca_file=config.ca_file,
-                   cert_days=config.cert_days, timeout=config.timeout)
+                   cert_days=config.cert_days, timeout=config.timeout, helo=config.helo)
 
     def recipient(self, zone: str) -> str:
         """``postmaster@example.com`` for ``postmaster`` in ``example.com.``; a whole address as is."""

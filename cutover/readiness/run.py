@@ -52,11 +52,6 @@ def web_settings(config: ReadyConfig) -> web.WebSettings:
                            timeout=config.timeout)
 
 
-def mail_settings(config: ReadyConfig) -> mail.MailSettings:
-    return mail.MailSettings(rcpt=config.rcpt, port=config.smtp_port, starttls=config.starttls, ca_file=config.ca_file,
-                             cert_days=config.cert_days, timeout=config.timeout)
-
-
 def check_plan(targets: Targets, config: ReadyConfig) -> list[Check]:
     """Every check the plan calls for, in a stable order: web, mail, sending."""
     jobs: list[Callable[[], list[Check]]] = []
@@ -72,7 +67,7 @@ def check_plan(targets: Targets, config: ReadyConfig) -> list[Check]:
 def check_old_mail(targets: Targets, config: ReadyConfig) -> list[Check]:
     """During the parallel period: does every old MX still accept mail for the zone?
     (Caches still send mail there; if it stopped, that mail bounces.)"""
-    settings = mail_settings(config)
+    settings = mail.MailSettings.from_config(config)
     out: list[Check] = []
     for server in targets.old_mail:
         addresses, problem = addresses_of(server, config)
@@ -97,7 +92,7 @@ def _mail_server(server: Server, zone: str, config: ReadyConfig) -> list[Check]:
     out: list[Check] = []
     for address in addresses:
         skipped = _skip_documentation("smtp", address, server.name, config.smtp_port)
-        out += [skipped] if skipped else mail.check_mx(server.name, address, zone, mail_settings(config))
+        out += [skipped] if skipped else mail.check_mx(server.name, address, zone, mail.MailSettings.from_config(config))
     return out
 
 
@@ -105,7 +100,7 @@ def _sending(targets: Targets, config: ReadyConfig) -> list[Check]:
     out: list[Check] = []
     if config.sending:
         out += sending.check_spf(targets.zone, targets.spf, list(config.sending), _nameservers(config),
-                                 source=targets.spf_source)
+                                 source=targets.spf_source, timeout=config.timeout)
     if targets.mail or targets.dmarc or config.sending:
         out.append(sending.check_dmarc(targets.zone, targets.dmarc))
     out += sending.check_autodiscover(targets.zone, targets.client_setup)

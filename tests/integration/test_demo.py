@@ -16,6 +16,9 @@ def test_demo_runs_the_whole_cutover(tmp_path):
     assert result.returncode == 0, result.stderr
     (doc,) = [json.loads(line) for line in result.stdout.splitlines()]  # one document, as every command gives
     assert doc["schema"] == 2 and doc["outcome"]["status"] == "verified"
+    ready = doc["readiness"]
+    assert ready["ready"] is True and {(c["check"], c["name"], c["state"]) for c in ready["checks"]} >= {
+        ("http", "demo.example", "ok"), ("https", "www.demo.example", "ok"), ("certificate", "www.demo.example", "ok")}
     rounds = doc["rounds"]
     assert len(rounds) >= 2 and doc["verdict"] == rounds[-1]["verdict"]
     assert (state / "journal.sqlite3").exists() and not (tmp_path / ".cutover").exists()  # --state is honoured
@@ -36,6 +39,6 @@ def test_demo_text_output_tells_the_story(tmp_path):
     result = subprocess.run([sys.executable, "-m", "cutover", "demo", "--fast"], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for step in ("1. diff", "2. prepare", "3. apply right away: the TTL guard refuses", "caches may hold the old TTL until",
+    for step in ("0. check: is the new web server", "www.demo.example", "ready", "1. diff", "2. prepare", "3. apply right away: the TTL guard refuses", "caches may hold the old TTL until",
                  "4. apply", "apply verified", "5. watch", "round 1 ", "retire: yes", "Retire verdict after"):
         assert step in out, step
