@@ -76,6 +76,16 @@ CREATE TABLE IF NOT EXISTS rounds (
     time     REAL NOT NULL,
     document TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS probe_results (  -- each probe measurement's answers, once (rounds hold their counts)
+    zone     TEXT NOT NULL,
+    service  TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    type     TEXT NOT NULL,
+    measured TEXT NOT NULL,             -- when its results arrived (ISO, milliseconds)
+    round    INTEGER NOT NULL,          -- the first round they joined
+    answers  TEXT NOT NULL,             -- JSON list of the answers, as a round shows them
+    PRIMARY KEY (zone, service, name, type, measured)
+);
 CREATE INDEX IF NOT EXISTS runs_zone ON runs(zone, id);
 CREATE INDEX IF NOT EXISTS rounds_zone ON rounds(zone, id);
 """
@@ -323,6 +333,29 @@ class Journal:
     def last_round(self, zone: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT document FROM rounds WHERE zone = ? ORDER BY id DESC LIMIT 1", (zone,)).fetchone()
         return json.loads(row[0]) if row else None
+
+    def add_probe_results(self, zone: str, number: int, groups: Sequence[tuple[str, str, str, str, list[Any]]]) -> None:
+        """Probe answers, one row per measurement of one record ((service, name, type,
+        measured, answers)); a measurement already stored by an earlier round is kept as it is."""
+        if not groups:
+            return
+        with self._txn() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO probe_results (zone, service, name, type, measured, round, answers) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(zone, service, name, rtype, measured, number, json.dumps(answers, sort_keys=True))
+                 for service, name, rtype, measured, answers in groups],
+            )
+
+    def probe_results(self, zone: str, until: str) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+        """The latest measurement of each (service, name, type) that had arrived by ``until``
+        (ISO time, as rounds are stamped): what a round at that time showed."""
+        rows = self.db.execute(
+            "SELECT service, name, type, answers FROM probe_results p WHERE zone = ? AND measured <= ? AND measured = "
+            "(SELECT MAX(measured) FROM probe_results q WHERE q.zone = p.zone AND q.service = p.service "
+            "AND q.name = p.name AND q.type = p.type AND q.measured <= ?)", (zone, until, until)
+        ).fetchall()
+        return {(service, name, rtype): json.loads(answers) for service, name, rtype, answers in rows}
 
     def round_count(self, zone: str) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM rounds WHERE zone = ?", (zone,)).fetchone()[0])

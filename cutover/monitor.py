@@ -211,7 +211,9 @@ def record_round(s: Setup, journal: Journal, answers: Sequence[Answer], started:
     doc["zone"] = s.plan.zone
     doc["change"] = {"time": iso_precise(s.change_time), "source": s.change_source}
     doc.update(sections or {})
-    journal.add_round(s.plan.zone, number, started, doc)
+    stored, probe_groups = rounds_doc.stored_form(doc)
+    journal.add_round(s.plan.zone, number, started, stored)
+    journal.add_probe_results(s.plan.zone, number, probe_groups)
     return s, doc
 
 
@@ -322,7 +324,15 @@ def _probe_runner(s: Setup, journal: Journal) -> ProbeRunner | None:
     """The zone's probe measurements, started in the background (none without entries)."""
     if not s.probes:
         return None
-    return ProbeRunner(s.probes, s.targets, previous=journal.last_round(s.plan.zone)).start()
+    return ProbeRunner(s.probes, s.targets, previous=last_round(journal, s.plan.zone)).start()
+
+
+def last_round(journal: Journal, zone: str) -> dict[str, Any] | None:
+    """The zone's last round as it was shown: with the probe answers it held."""
+    doc = journal.last_round(zone)
+    if doc is None or not any(r.get("probe_answers") for r in doc.get("records", [])):
+        return doc
+    return rounds_doc.with_probe_answers(doc, journal.probe_results(zone, str(doc.get("time"))))
 
 
 # --------------------------------------------------------------------------- status
@@ -350,6 +360,6 @@ def status(plan: Plan, journal: Journal) -> dict[str, Any]:
         "zone": plan.zone,
         "runs": [dict(r.as_dict(), verifications=journal.verifications(r.id)) for r in runs],
         "rounds": journal.round_count(plan.zone),
-        "last_round": journal.last_round(plan.zone),
+        "last_round": last_round(journal, plan.zone),
         "verdict": verdict_now(plan, journal),
     }

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from cutover import geography as geo
 from cutover.journal import LANDED, Journal, Run
-from cutover.monitor import verdict_now
+from cutover.monitor import last_round, verdict_now
 from cutover.notify import reached, round_events, threshold_of
 from cutover.observe.types import RecordSummary
 from cutover.plan import Plan
@@ -194,6 +194,8 @@ def build(plan: Plan, journal: Journal, now: float | None = None) -> ZoneReport:
     now = time.time() if now is None else now
     runs = journal.runs(plan.zone)
     docs = journal.rounds(plan.zone)
+    if docs:  # the probe answers the last round held (rounds store their counts only)
+        docs[-1] = last_round(journal, plan.zone) or docs[-1]
     verdict = verdict_now(plan, journal, now)
     change_time, change_source = _change(runs, docs)
     markers = tuple(markers_for(change_time, verdict, runs, plan, now))

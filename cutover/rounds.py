@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from cutover.bounds import Bound
 from cutover.observe.authoritative import ServerView, all_new
+from cutover.observe.probes import PROBE
 from cutover.observe.types import AUTHORITATIVE, OLD_HOST, PARENT, Answer, RecordSummary, Round, Target
 from cutover.times import iso_precise, parse_iso
 from cutover.verdict import Evidence, Verdict
@@ -78,6 +79,55 @@ def _record(round: Round, target: Target, s: RecordSummary | None, stale_ids: se
     if old_host:
         rec["old_host"] = {"answers": [a.as_dict() for a in old_host]}
     return rec
+
+
+ProbeGroup = tuple[str, str, str, str, list[Any]]  # (service, name, type, measured, answers)
+
+
+def stored_form(doc: Mapping[str, Any]) -> tuple[dict[str, Any], list[ProbeGroup]]:
+    """What the journal keeps of a round: the document without its probe answers (each
+    record keeps their number in ``probe_answers``; counts and share include them), and
+    those answers grouped by measurement, stored once however many rounds they join.
+
+    A probe measurement's answers stay in every round until a newer one replaces them:
+    stored with each round, a thousand probes would add half a megabyte a round, a gigabyte
+    a day at the default interval."""
+    groups: dict[tuple[str, str, str, str], list[Any]] = {}
+    records = []
+    for rec in doc.get("records", []):
+        kept, probes = [], 0
+        for a in rec.get("answers", []):
+            vantage = a.get("vantage")
+            if a.get("group") == PROBE and isinstance(vantage, Mapping) and a.get("measured"):
+                groups.setdefault((str(vantage.get("service")), rec["name"], rec["type"], a["measured"]), []).append(a)
+                probes += 1
+            else:
+                kept.append(a)
+        records.append({**rec, "answers": kept, "probe_answers": probes} if probes else rec)
+    return {**doc, "records": records}, [(*key, answers) for key, answers in groups.items()]
+
+
+def with_probe_answers(doc: Mapping[str, Any], results: Mapping[tuple[str, str, str], Sequence[Mapping[str, Any]]]
+                       ) -> dict[str, Any]:
+    """A stored round with its probe answers back (``results``: the journal's latest
+    measurement per service and record up to the round's time), aged to the round."""
+    when = _time(doc.get("time"))
+    records = []
+    for rec in doc.get("records", []):
+        if not rec.get("probe_answers"):
+            records.append(rec)
+            continue
+        back = [dict(a, age=_age(a, when)) for (_service, name, rtype), answers in sorted(results.items())
+                if (name, rtype) == (rec["name"], rec["type"]) for a in answers]
+        records.append({**rec, "answers": [*rec.get("answers", []), *back]})
+    return {**doc, "records": records}
+
+
+def _age(answer: Mapping[str, Any], when: datetime | None) -> float | None:
+    measured = _time(answer.get("measured"))
+    if measured is None or when is None:
+        return answer.get("age")
+    return round(max(0.0, (when - measured).total_seconds()), 1)
 
 
 def evidence(doc: Mapping[str, Any], change_time: datetime | None) -> Evidence:

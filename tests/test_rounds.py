@@ -224,3 +224,32 @@ def test_a_lagging_server_reads_back_with_its_serial():
     view = ServerView("ns2.example.com", "192.0.2.54:5301", "authoritative", 7, "lagging", "www A: old")
     doc = {"authoritative": {"all_new": False, "since": None, "servers": [view.as_dict()]}, "records": []}
     assert rounds.evidence(doc, None).servers == (view,)
+
+
+def test_a_round_is_stored_without_its_probe_answers_and_reads_back_with_them(tmp_path):
+    from cutover.journal import Journal
+    from cutover.rounds import stored_form, with_probe_answers
+
+    probe = {"resolver": "globalping JP Tokyo AS2516", "group": "probe", "state": "old", "ttl": 40,
+             "vantage": {"service": "globalping", "country": "JP"}, "measured": "2026-11-28T12:00:00.000Z", "age": 5.0}
+    resolver = {"resolver": "isp", "group": "custom", "state": "new", "vantage": None, "measured": None}
+    doc = {"round": 2, "time": "2026-11-28T12:00:05.000Z",
+           "records": [{"name": "www.example.com.", "type": "A", "counts": {"new": 1, "old": 1}, "answers": [resolver, probe]}]}
+    stored, groups = stored_form(doc)
+    assert stored["records"][0]["answers"] == [resolver] and stored["records"][0]["probe_answers"] == 1
+    assert stored["records"][0]["counts"] == {"new": 1, "old": 1}  # the counts still include the probe
+    assert groups == [("globalping", "www.example.com.", "A", "2026-11-28T12:00:00.000Z", [probe])]
+    journal = Journal(tmp_path / "state")
+    try:
+        journal.add_probe_results("example.com.", 2, groups)
+        journal.add_probe_results("example.com.", 3, groups)  # the same measurement in the next round: stored once
+        later = {**probe, "state": "new", "measured": "2026-11-28T12:10:00.000Z"}
+        journal.add_probe_results("example.com.", 30, [("globalping", "www.example.com.", "A", later["measured"], [later])])
+        assert journal.db.execute("SELECT COUNT(*) FROM probe_results").fetchone()[0] == 2
+        back = with_probe_answers(stored, journal.probe_results("example.com.", doc["time"]))
+        assert back["records"][0]["answers"] == [resolver, probe]  # the measurement the round showed, not the later one
+        at_ten = with_probe_answers({**stored, "time": "2026-11-28T12:10:30.000Z"},
+                                    journal.probe_results("example.com.", "2026-11-28T12:10:30.000Z"))
+        assert [(a["state"], a.get("age")) for a in at_ten["records"][0]["answers"]] == [("new", None), ("new", 30.0)]
+    finally:
+        journal.close()
