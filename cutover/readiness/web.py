@@ -23,13 +23,15 @@ meant to be ready now, and retrying will not make it listen.
 
 from __future__ import annotations
 
-import calendar
 import http.client
 import ipaddress
 import socket
 import ssl
 import time
 from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from cutover.readiness import FAILED, OK, Check
 
@@ -293,84 +295,32 @@ def _left(seconds: float) -> str:
     return f"{days} day{'s' * (days != 1)} {hours} hour{'s' * (hours != 1)}" if days else f"{hours} hour{'s' * (hours != 1)}"
 
 
-# --- just enough DER to read a certificate ---------------------------------------------
+# --- reading a certificate -------------------------------------------------------------
 # The standard library decodes only a certificate it has verified, and a certificate that
-# failed verification is the one worth describing; ``cryptography`` is not a dependency.
-
-_Element = tuple[int, int, int]  # (tag, start of contents, end of contents)
-_OID_CN, _OID_O, _OID_SAN = bytes.fromhex("550403"), bytes.fromhex("55040a"), bytes.fromhex("551d11")
+# failed verification is the one worth describing: ``cryptography`` reads any.
 
 
 def read_certificate(der: bytes) -> Certificate:
     """The fields of a DER certificate that the checks report; ValueError if unreadable."""
     try:
-        tbs = _children(der, _element(der, 0))[0]
-        fields = _children(der, tbs)
-        fields = fields[1:] if fields[0][0] == 0xA0 else fields  # the explicit version
-        issuer, validity, subject = fields[2], fields[3], fields[4]
-        not_before, not_after = (_time(der, t) for t in _children(der, validity))
-        extensions = next((f for f in fields[6:] if f[0] == 0xA3), None)
-        dns_names, addresses = _alt_names(der, extensions) if extensions else ((), ())
-        return Certificate(_common_name(der, subject), _common_name(der, issuer), dns_names, addresses, not_before, not_after)
-    except (IndexError, ValueError) as exc:
+        cert = x509.load_der_x509_certificate(der)
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            dns_names = tuple(san.get_values_for_type(x509.DNSName))
+            addresses = tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
+        except x509.ExtensionNotFound:
+            dns_names, addresses = (), ()
+        return Certificate(_common_name(cert.subject), _common_name(cert.issuer), dns_names, addresses,
+                           cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp())
+    except ValueError as exc:
         raise ValueError(f"unreadable certificate: {exc or type(exc).__name__}") from None
 
 
-def _element(der: bytes, pos: int) -> _Element:
-    tag, length, pos = der[pos], der[pos + 1], pos + 2
-    if length & 0x80:
-        size = length & 0x7F
-        if not 0 < size <= 4:
-            raise ValueError("bad DER length")
-        length, pos = int.from_bytes(der[pos:pos + size], "big"), pos + size
-    if pos + length > len(der):
-        raise ValueError("truncated DER")
-    return tag, pos, pos + length
-
-
-def _children(der: bytes, parent: _Element) -> list[_Element]:
-    out, pos = [], parent[1]
-    while pos < parent[2]:
-        out.append(_element(der, pos))
-        pos = out[-1][2]
-    return out
-
-
-def _common_name(der: bytes, name: _Element) -> str:
+def _common_name(name: x509.Name) -> str:
     """A Name's CN, else its O: how people tell one CA or server from another."""
-    found: dict[bytes, str] = {}
-    for rdn in _children(der, name):
-        for attribute in _children(der, rdn):
-            oid, value = _children(der, attribute)[:2]
-            found.setdefault(der[oid[1]:oid[2]], _text(der, value))
-    return found.get(_OID_CN) or found.get(_OID_O) or ""
-
-
-def _text(der: bytes, value: _Element) -> str:
-    raw = der[value[1]:value[2]]
-    return raw.decode("utf-16-be" if value[0] == 0x1E else "utf-8", errors="replace")
-
-
-def _time(der: bytes, value: _Element) -> float:
-    """UTCTime (two-digit years: 50-99 are 19xx) or GeneralizedTime, in UTC."""
-    text = der[value[1]:value[2]].decode("ascii")
-    if value[0] == 0x17:
-        text = ("19" if int(text[:2]) >= 50 else "20") + text
-    elif value[0] != 0x18:
-        raise ValueError(f"a date of DER type {value[0]:#x}")
-    if not text.endswith("Z"):
-        raise ValueError(f"a date not in UTC: {text}")
-    return float(calendar.timegm(time.strptime(text[:14], "%Y%m%d%H%M%S")))
-
-
-def _alt_names(der: bytes, extensions: _Element) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(DNS names, addresses) of the subjectAltName extension, if there is one."""
-    for extension in _children(der, _children(der, extensions)[0]):
-        parts = _children(der, extension)
-        if der[parts[0][1]:parts[0][2]] != _OID_SAN:
-            continue
-        names = _children(der, _element(der, parts[-1][1]))
-        dns = tuple(der[s:e].decode("ascii", errors="replace") for tag, s, e in names if tag == 0x82)
-        ips = tuple(str(ipaddress.ip_address(der[s:e])) for tag, s, e in names if tag == 0x87)
-        return dns, ips
-    return (), ()
+    for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME):
+        found = name.get_attributes_for_oid(oid)
+        if found:
+            value = found[0].value
+            return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+    return ""
