@@ -226,7 +226,7 @@ def watch_loop(watches: list[tuple[monitor.Setup, Journal]], out: Output, *, onc
     try:
         if notifier is not None:
             for setup_, journal in watches:  # a restarted watch does not repeat old news
-                notifier.seed(journal.last_round(setup_.plan.zone))
+                notifier.seed(monitor.last_round(journal, setup_.plan.zone))
         for doc in monitor.rounds(watches, once=once, sleep=view.sleep):
             last[doc["zone"]] = doc["verdict"]["retire"]
             out.document(doc) if out.json else view.update(doc)
