@@ -29,6 +29,7 @@ import yaml
 from cutover import demo
 from cutover.liveview import STOP_HINT
 from cutover.sandbox import Sandbox
+from cutover.sandbox.web import DemoWebServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -137,8 +138,8 @@ def test_demo_keeps_one_panel_that_fits_the_terminal(tmp_path, columns):
 def watched(tmp_path: Path) -> Iterator[Path]:
     """A plan against the demo's sandbox, before its apply: the watch runs until stopped."""
     with Sandbox(tmp_path / "zone", demo.ZONE, demo.zone_records(demo.NORMAL),
-                 resolvers=demo.resolver_specs(demo.NORMAL)) as sandbox:
-        plan = demo.plan_document(sandbox, demo.NORMAL)
+                 resolvers=demo.resolver_specs(demo.NORMAL)) as sandbox, DemoWebServer(demo.NEW_IP) as web:
+        plan = demo.plan_document(sandbox, demo.NORMAL, web)
         plan["watch"]["interval"] = "4s"
         path = tmp_path / "plan.yaml"
         path.write_text(yaml.safe_dump(plan, sort_keys=False), encoding="utf-8")
