@@ -155,6 +155,12 @@ class Provider(ABC):
     def nameservers(self) -> list[str]:
         """The zone's authoritative servers: host names, or ``address[:port]``."""
 
+    def zones(self) -> list[str]:
+        """Every zone this account or server holds (absolute names), for a fleet plan's
+        ``fleet: all``. Backends that cannot list them say so; the plan then lists its zones."""
+        raise ProviderError(f"the {self.service} provider cannot list its zones: give fleet: a list of zones "
+                            "or a file with one zone a line")
+
     def parent_nameservers(self) -> list[str]:
         """For a provider that changes the delegation at the parent (an apex NS change is
         then a move between DNS hosts): the parent zone's servers. Others: none."""

@@ -83,6 +83,11 @@ class PowerDNSProvider(Provider):
     def records(self, wanted: Collection[RecordKey] = ()) -> list[RecordSet]:
         return self._read(set(wanted))
 
+    def zones(self) -> list[str]:
+        """``GET /servers/{id}/zones``: every zone the server holds (without their records)."""
+        found = self.client.get(f"/api/v1/servers/{self.server_id}/zones")
+        return sorted(str(z["name"]).lower() for z in found if isinstance(z, dict) and z.get("name"))
+
     def nameservers(self) -> list[str]:
         # The zone's NS rrset is the truth; the API's "nameservers" field only exists on creation.
         apex_ns = index(self._read(set())).get((self.zone, "NS"))

@@ -449,6 +449,15 @@ class Route53Provider(Provider):
 
     # ----------------------------------------------------------------- the interface
 
+    def zones(self) -> list[str]:
+        """Every hosted zone of the account, public and private, by name (a name held by two
+        hosted zones is listed once; ``zone_id`` in a single-zone plan tells them apart)."""
+        names: list[str] = []
+        with self._errors("list the hosted zones"):
+            for page in self.client.get_paginator("list_hosted_zones").paginate():
+                names += [from_route53_name(hz["Name"]) for hz in page.get("HostedZones", [])]
+        return sorted(set(names))
+
     def records(self, wanted: Collection[RecordKey] = ()) -> list[RecordSet]:
         """The zone's simple record sets (Route 53 lists whole zones, so ``wanted`` is not
         needed). Alias and routing-policy sets are left out and kept in ``held``."""

@@ -76,6 +76,9 @@ class SandboxProvider(Provider):
             self._store = ZoneStore(self.path)
         return self._store
 
+    def zones(self) -> list[str]:
+        return self.store.zones()
+
     def records(self, wanted: Collection[RecordKey] = ()) -> list[RecordSet]:
         try:
             return self.store.records(self.zone)

@@ -1,0 +1,147 @@
+"""Fleet plans: one plan file, many zones, moved by address.
+
+When a hosting company moves a server, its old address is in every zone it hosts::
+
+    version: 1
+    fleet: all                  # every zone the provider holds; or a list; or a file, one zone a line
+    provider: {type: powerdns, url: ..., api_key: ${PDNS_API_KEY}}
+    renumber:
+      - {from: 198.51.100.10, to: 203.0.113.10}
+
+A fleet plan is turned into one ordinary ``Plan`` per zone that holds a moved address
+(``zone_plan``), so that each zone is its own unit in every command, with its own journal
+rows, guards and safety share, exactly as a hand-written plan. The records come from the
+live zone (``cutover.renumber``) before the change; after it, the live zone no longer
+holds the old address, so they come from the zone's last apply of this fleet file
+(``journalled_records``): ``watch``, ``status``, ``rollback`` and ``report`` see the
+same zone plans the apply ran. Everything else a plan can say (``prepare``, ``watch``,
+``retire``, ``verify``, ``safety``, ``ready``) is shared by every zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from cutover import plan as planmod
+from cutover.checking import Checker
+from cutover.errors import PlanError, Problem
+from cutover.journal import LANDED, Run
+from cutover.renumber import Move
+from cutover.values import show
+
+KEYS = ("version", "fleet", "provider", "renumber", "prepare", "watch", "retire", "verify", "safety", "ready")
+SHARED = ("provider", "prepare", "watch", "retire", "verify", "safety", "ready")
+#: A record that validates the shared sections before any zone is known.
+_STAND_IN = {"zone": "fleet.invalid", "records": [{"name": "@", "type": "A", "to": ["192.0.2.1"]}]}
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    """A validated fleet plan. ``zones`` None: every zone the provider holds."""
+
+    path: Path
+    zones: tuple[str, ...] | None
+    moves: tuple[Move, ...]
+    provider_type: str
+    shared: Mapping[str, Any] = field(repr=False, compare=False)
+    environ: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def zone(self) -> str:
+        """How the fleet is named where a zone would be (messages, summaries)."""
+        return f"fleet {self.path.name}"
+
+
+def is_fleet(data: Any) -> bool:
+    return isinstance(data, dict) and "fleet" in data
+
+
+def build(data: Mapping[str, Any], path: Path, environ: Mapping[str, str]) -> FleetPlan:
+    """Validate a fleet plan's YAML; ``PlanError`` lists every problem, as a plan's does."""
+    c = Checker(str(path), environ)
+    c.keys(data, KEYS, "")
+    if data.get("version", 1) != 1:
+        c.add("version", f"{show(data.get('version'))} is not a supported plan version (expected 1)")
+    zones = _zones(c, data.get("fleet"), path.parent)
+    moves = _moves(c, data.get("renumber"))
+    shared = {k: data[k] for k in SHARED if k in data}
+    try:
+        stand_in = planmod.build({**shared, **_STAND_IN}, path, environ)
+    except PlanError as exc:
+        c.problems.extend(exc.problems)
+        stand_in = None
+    if c.problems or stand_in is None:
+        raise PlanError(str(path), c.problems)
+    return FleetPlan(path, zones, moves, stand_in.provider.type, shared, environ)
+
+
+def _zones(c: Checker, value: Any, base: Path) -> tuple[str, ...] | None:
+    if value == "all":
+        return None
+    if isinstance(value, list):
+        names = [c.convert(v, f"fleet[{i}]", planmod.zone_name) for i, v in enumerate(value)]
+        if not value:
+            c.add("fleet", "an empty list: name zones, a file, or all")
+        return tuple(dict.fromkeys(n for n in names if n))
+    if isinstance(value, str) and value.strip():
+        return _zone_file(c, base / value.strip())
+    c.add("fleet", f"{show(value)} must be all, a list of zones, or a file with one zone a line")
+    return ()
+
+
+def _zone_file(c: Checker, path: Path) -> tuple[str, ...]:
+    """One zone a line; blank lines and ``#`` comments skipped; each mistake named by line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        c.add("fleet", f"{path}: cannot be read ({exc.strerror or exc})")
+        return ()
+    names = []
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            names.append(c.convert(text, f"fleet ({path}, line {number})", planmod.zone_name))
+    if not any(names):
+        c.add("fleet", f"{path}: names no zone")
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def _moves(c: Checker, value: Any) -> tuple[Move, ...]:
+    if not isinstance(value, list) or not value:
+        c.add("renumber", f"{show(value)} must be a list of {{from: OLD, to: NEW}} addresses")
+        return ()
+    moves = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) != {"from", "to"}:
+            c.add(f"renumber[{i}]", f"{show(item)} must be a mapping with exactly from and to")
+            continue
+        move = c.convert(item, f"renumber[{i}]", lambda v: Move.parse(v["from"], v["to"]))
+        if move is not None:
+            moves.append(move)
+    olds = [m.old for m in moves]
+    for dup in sorted({o for o in olds if olds.count(o) > 1}, key=str):
+        c.add("renumber", f"{dup} moves twice")
+    return tuple(moves)
+
+
+def zone_plan(fleet: FleetPlan, zone: str, records: Sequence[Mapping[str, Any]]) -> planmod.Plan:
+    """The ordinary plan of one zone of the fleet: the shared sections and these records.
+    A problem here (a record the provider cannot write, say) is the zone's, named with it."""
+    try:
+        return planmod.build({**fleet.shared, "zone": zone, "records": list(records)}, fleet.path, fleet.environ)
+    except PlanError as exc:
+        raise PlanError(str(fleet.path), [Problem(f"{zone}: {p.path}", p.message) for p in exc.problems]) from None
+
+
+def journalled_records(runs: Sequence[Run], plan_path: Path) -> list[dict[str, Any]]:
+    """The records of the zone's newest landed apply of this fleet file (none after a
+    rollback of it): what the zone's plan was when it changed the zone."""
+    for run in reversed(runs):
+        if run.kind == "rollback" and run.status in LANDED:
+            return []
+        if run.kind == "apply" and run.status in LANDED and run.plan == str(plan_path):
+            return [{"name": c.before.name, "type": c.before.type, "from": list(c.before.values), "to": list(c.after.values)}
+                    for c in run.landed_changes if c.before is not None and c.after is not None]
+    return []
