@@ -129,3 +129,12 @@ def test_settings_are_checked() -> None:
         ("url", "'127.0.0.1:8081' is not an http(s) URL (expected e.g. http://127.0.0.1:8081)")
     ]
     assert PowerDNSProvider.check_settings({"url": "http://127.0.0.1:8081", "api_key": "x"}) == []
+
+
+def test_zones_lists_every_zone_the_server_holds(provider: PowerDNSProvider, pdns_server: PdnsServer) -> None:  # noqa: F811
+    other = pdns_server.create_zone("listed-too.conformance.test.")
+    try:
+        zones = provider.zones()
+        assert provider.zone in zones and other in zones and zones == sorted(zones)
+    finally:
+        pdns_server.delete_zone(other)

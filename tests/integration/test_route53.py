@@ -194,6 +194,14 @@ def test_zone_name_shared_by_public_and_private_zone_is_ambiguous(aws: Any) -> N
     assert Route53Provider(name, {"hosted_zone_id": f"/hostedzone/{public_id}"}).nameservers()
 
 
+def test_zones_lists_the_accounts_hosted_zones_once_by_name(aws: Any) -> None:
+    name, _ = make_zone(aws)
+    make_zone(aws, name, private=True)
+    other, _ = make_zone(aws)
+    zones = Route53Provider(name, {}).zones()
+    assert name in zones and other in zones and len(zones) == len(set(zones))
+
+
 def test_missing_zone_is_a_provider_error(aws: Any) -> None:
     with pytest.raises(ProviderError) as caught:
         Route53Provider("nowhere-to-be-found.test.", {}).records()
