@@ -20,14 +20,16 @@ same zone plans the apply ran. Everything else a plan can say (``prepare``, ``wa
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from cutover import plan as planmod
+from cutover import plan as planmod, renumber
 from cutover.checking import Checker
-from cutover.errors import PlanError, Problem
+from cutover.errors import CutoverError, PlanError, Problem
 from cutover.journal import LANDED, Run
+from cutover.records import RecordKey, RecordSet
 from cutover.renumber import Move
 from cutover.values import show
 
@@ -145,3 +147,54 @@ def journalled_records(runs: Sequence[Run], plan_path: Path) -> list[dict[str, A
             return [{"name": c.before.name, "type": c.before.type, "from": list(c.before.values), "to": list(c.after.values)}
                     for c in run.landed_changes if c.before is not None and c.after is not None]
     return []
+
+
+# --------------------------------------------------------------------------- expansion
+
+
+#: Zones read at once while expanding a fleet: reads are safe to overlap, and a backend
+#: such as PowerDNS on SQLite serves a few readers well (writes stay one zone at a time).
+READERS = 4
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """A fleet as zone plans: the zones to act on, those holding no moved address, and
+    those that failed (the zone could not be read, or its plan is not valid), with why."""
+
+    plans: tuple[planmod.Plan, ...]
+    untouched: tuple[str, ...]
+    failed: tuple[tuple[str, str], ...]
+
+
+def expand(f: FleetPlan, zones: Sequence[str], read_zone: Callable[[str], Mapping[RecordKey, RecordSet]],
+           runs_of: Callable[[str], Sequence[Run]], progress: Callable[[str], None] = lambda _m: None) -> Expansion:
+    """One plan per zone that holds a moved address (from the live zone) or that an apply
+    of this fleet changed (from the journal), the two merged record by record."""
+    plans: list[planmod.Plan] = []
+    untouched: list[str] = []
+    failed: list[tuple[str, str]] = []
+
+    def one(zone: str) -> tuple[str, list[dict[str, Any]] | str]:
+        try:
+            live = read_zone(zone)
+        except Exception as exc:  # noqa: BLE001 - one zone's failure never stops the others
+            return zone, f"{type(exc).__name__}: {exc}" if not isinstance(exc, CutoverError) else str(exc)
+        found = renumber.records(live, f.moves)
+        keys = {(r["name"], r["type"]) for r in found}
+        return zone, found + [r for r in journalled_records(runs_of(zone), f.path) if (r["name"], r["type"]) not in keys]
+
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="fleet-read") as pool:
+        for done, (zone, found) in enumerate(pool.map(one, zones), start=1):
+            if isinstance(found, str):
+                failed.append((zone, found))
+            elif found:
+                try:
+                    plans.append(zone_plan(f, zone, found))
+                except PlanError as exc:
+                    failed.append((zone, str(exc)))
+            else:
+                untouched.append(zone)
+            if done % 100 == 0 or done == len(zones):
+                progress(f"{f.zone}: read {done} of {len(zones)} zones, {len(plans)} to change")
+    return Expansion(tuple(plans), tuple(untouched), tuple(failed))

@@ -82,3 +82,23 @@ def test_after_the_apply_the_zone_plan_comes_from_the_journal(tmp_path):
         assert fleet.journalled_records(runs, tmp_path / "other.yaml") == []  # another plan's apply
     finally:
         journal.close()
+
+
+def test_a_fleet_expands_into_the_zones_that_hold_a_moved_address(tmp_path):
+    f = load(tmp_path, FLEET)
+    zones = {
+        "a.example.": [RecordSet("www.a.example.", "A", 300, ("198.51.100.10",))],
+        "b.example.": [RecordSet("www.b.example.", "A", 300, ("192.0.2.7",))],
+    }
+
+    def read(zone: str) -> dict:
+        if zone == "broken.example.":
+            raise OSError("connection refused")
+        return {rs.key: rs for rs in zones[zone]}
+
+    said: list[str] = []
+    found = fleet.expand(f, ["a.example.", "b.example.", "broken.example."], read, lambda _z: [], said.append)
+    assert [p.zone for p in found.plans] == ["a.example."] and found.plans[0].records[0].to == ("203.0.113.10",)
+    assert found.untouched == ("b.example.",)
+    assert found.failed == (("broken.example.", "OSError: connection refused"),)
+    assert said == ["fleet fleet.yaml: read 3 of 3 zones, 1 to change"]
