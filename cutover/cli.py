@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 from cutover import __version__, apply as applymod, export as exportmod, monitor, notify as notifymod, plan as planmod, render
-from cutover import guards, times
+from cutover import audit, guards, times
 from cutover import report as reportmod, report_html
 from cutover.diff import ZoneDiff
 from cutover.errors import CutoverError, GuardError, ProviderError, UsageError
@@ -308,6 +308,33 @@ def cmd_demo(args: argparse.Namespace, out: Output) -> int:
     return 0 if result["last_round"]["verdict"]["retire"] else 1
 
 
+def cmd_audit(args: argparse.Namespace, out: Output) -> int:
+    """Exit 0 when every domain has moved, 1 when some have not, 2 bad input, 3 when the
+    audit could not run (no resolver answers)."""
+    from cutover.audit import output as auditout, run as auditrun
+
+    if args.csv == "-" and out.json:
+        raise UsageError("--csv without a FILE writes CSV to stdout; with --format json give --csv FILE")
+    for option, target in (("--csv", args.csv), ("--html", args.html)):
+        if target and target != "-" and Path(target).resolve() == Path(args.domains).resolve():
+            raise UsageError(f"{option} {target} is the DOMAINS file itself; give another file")
+    request = audit.request(args.domains, old=args.old, new=args.new, names=args.names, resolvers=args.resolvers,
+                            fresh=args.fresh, recheck=args.recheck, timeout=args.timeout, retries=args.retries,
+                            rate=args.rate, concurrency=args.concurrency, processes=args.processes)
+    with session(args, out) as s:
+        report = s.audit(request, auditrun.Meter(sys.stderr, out.error))
+    if args.csv:
+        text = auditout.csv_text(report)
+        sys.stdout.write(text) if args.csv == "-" else write_whole(Path(args.csv), text)
+    if args.html:
+        write_whole(Path(args.html), auditout.html_page(report))
+    if out.json:
+        out.document(auditout.document(report))
+    elif args.csv != "-":
+        out.text(auditout.table(report))
+    return 0 if report.all_moved else 1
+
+
 def cmd_export(args: argparse.Namespace, out: Output) -> int:
     """Every option checked as the plan loader would (exit 2) before the provider is contacted."""
     req = exportmod.request(args.provider, args.zone, args.setting, os.environ, only=args.only, ttl=args.ttl)
@@ -329,6 +356,8 @@ def _interrupted(command: str) -> str:
     """What an interrupt left behind, true for the command that was interrupted."""
     if command in CHANGING_COMMANDS:
         return "interrupted; the journal records how far the run got (see `cutover status`)"
+    if command == "audit":
+        return "interrupted; the results so far are kept in the state directory: run the same audit again to go on"
     if command == "demo":
         return "interrupted; nothing outside the demo's own sandbox was changed"
     return f"interrupted; nothing was changed in DNS ({command} only reads it)"
@@ -415,6 +444,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="seconds instead of a minute (for tests)")
     p.add_argument("--dir", help="keep the demo's plan, zone and journal here (default: a temporary folder)")
     p.add_argument("--grid", action="store_true", help="show every resolver's answer on a terminal")
+    p = command("audit", cmd_audit, "which domains, asked at their own authoritative servers, still point at the old "
+                "address (exit 0 every domain moved, 1 not)", plans=False,
+                state="keep the results here, so that a run resumes (default: .cutover/ beside DOMAINS)")
+    p.add_argument("domains", metavar="DOMAINS", help="a file: one domain a line, or CSV with a 'domain' column")
+    p.add_argument("--old", action="append", required=True, metavar="ADDR[,ADDR]", help="the address(es) to move away from")
+    p.add_argument("--new", action="append", required=True, metavar="ADDR[,ADDR]", help="the address(es) to move to")
+    p.add_argument("--names", action="append", default=[], metavar="NAME[,NAME]",
+                   help="more names to ask in every domain, relative to it (the apex, www and the MX hosts always are)")
+    p.add_argument("--resolvers", metavar="SPEC", help="where NS and outside names are looked up: a file, ip[:port],... "
+                   "or public (default: the system's resolvers)")
+    p.add_argument("--csv", nargs="?", const="-", metavar="FILE", help="CSV for a mail merge, to FILE (or stdout instead "
+                   "of the table)")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
+    p.add_argument("--fresh", action="store_true", help="ask every domain again (forget the stored results)")
+    p.add_argument("--recheck", metavar="STATUS[,STATUS]", help="ask again the domains stored with these statuses "
+                   "(e.g. old,mixed,unreachable)")
+    p.add_argument("--timeout", type=float, default=audit.Limits.timeout, help="seconds per try (default %(default)s)")
+    p.add_argument("--retries", type=int, default=audit.Limits.retries, help="tries after a timeout (default %(default)s)")
+    p.add_argument("--rate", type=float, default=audit.Limits.rate,
+                   help="at most this many queries a second to any one server (default %(default)s; 0: no limit)")
+    p.add_argument("--concurrency", type=int, default=audit.Limits.concurrency,
+                   help="at most this many queries in flight to any one server (default %(default)s)")
+    p.add_argument("--processes", type=int, help="processes asking (default: one per core for large audits)")
     p = command("export", cmd_export, "write a plan skeleton from the live zone", plans=False,
                 state="not used: export reads the zone and writes no state")
     p.add_argument("--provider", required=True, help="provider type, e.g. route53")

@@ -20,6 +20,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import dns.exception
 
+from cutover import audit
+from cutover.audit import run as auditrun
+from cutover.audit.store import AuditStore
 from cutover import apply as applymod, export as exportmod, monitor, plan as planmod, report as reportmod
 from cutover.diff import ZoneDiff
 from cutover.errors import CutoverError, PlanError, ProviderError, UsageError
@@ -237,6 +240,13 @@ class Session:
 
     def report(self, plan: planmod.Plan, now: float) -> reportmod.ZoneReport:
         return reportmod.build(plan, self.journal(plan), now)
+
+    def audit(self, request: "audit.AuditRequest", meter: "auditrun.Meter | None" = None) -> "audit.AuditReport":
+        """``cutover audit``: the domains without a stored result are asked, then all are
+        reported. The results live in the state directory (default: beside DOMAINS)."""
+        state = self.state if self.state is not None else request.domains.path.resolve().parent / STATE_DIR
+        with AuditStore(state, request.params) as store:
+            return auditrun.run(request, store, meter)
 
     @staticmethod
     def export(request: exportmod.Request) -> dict[str, Any]:
