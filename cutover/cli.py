@@ -175,8 +175,8 @@ def _change(args: argparse.Namespace, out: Output,
         out.text(f"{result.plan.zone}: FAILED: {(result.message.splitlines() or ['see above'])[0]}"
                  if isinstance(result, Failure) else render.outcome_text(result))
     failed = [r for r in results if isinstance(r, Failure)]
-    if len(plans) > 1:
-        out.text(f"\n{len(plans) - len(failed)} of {len(plans)} zones done"
+    if len(results) > 1:
+        out.text(f"\n{len(results) - len(failed)} of {len(results)} zones done"
                  + (f"; failed: {', '.join(f.plan.zone for f in failed)}" if failed else ""))
     return worst
 
@@ -261,7 +261,7 @@ def cmd_report(args: argparse.Namespace, out: Output) -> int:
         page = report_html.render(reports, now)
         if args.output:
             write_whole(Path(args.output), page)
-            out.text(f"wrote {args.output} ({len(plans)} zone{'s' if len(plans) != 1 else ''})")
+            out.text(f"wrote {args.output} ({len(results)} zone{'s' if len(results) != 1 else ''})")
         else:
             sys.stdout.write(page)
     if out.json:
@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--format", choices=("text", "json"), default="text", help="json: one JSON document on stdout")
         p.add_argument("--state", metavar="DIR", help=state)
         if plans:
-            p.add_argument("plans", nargs="+", metavar="PLAN", help="plan file(s), one zone each")
+            p.add_argument("plans", nargs="+", metavar="PLAN", help="plan file(s): one zone each, or a fleet of zones")
         p.set_defaults(handler=handler)
         return p
 

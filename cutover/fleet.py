@@ -137,6 +137,13 @@ def zone_plan(fleet: FleetPlan, zone: str, records: Sequence[Mapping[str, Any]])
         raise PlanError(str(fleet.path), [Problem(f"{zone}: {p.path}", p.message) for p in exc.problems]) from None
 
 
+def stand_in(fleet: FleetPlan, zone: str) -> planmod.Plan:
+    """A plan with the fleet's shared sections for ``zone`` and no real records: its
+    provider settings (``${ENV}`` substituted), its state directory, a failure's label."""
+    data = {**fleet.shared, "zone": "fleet.invalid" if zone == "." else zone, "records": _STAND_IN["records"]}
+    return planmod.build(data, fleet.path, fleet.environ)
+
+
 def journalled_records(runs: Sequence[Run], plan_path: Path) -> list[dict[str, Any]]:
     """The records of the zone's newest landed apply of this fleet file (none after a
     rollback of it): what the zone's plan was when it changed the zone."""
@@ -177,15 +184,15 @@ def expand(f: FleetPlan, zones: Sequence[str], read_zone: Callable[[str], Mappin
 
     def one(zone: str) -> tuple[str, list[dict[str, Any]] | str]:
         try:
-            live = read_zone(zone)
+            return zone, renumber.records(read_zone(zone), f.moves)
         except Exception as exc:  # noqa: BLE001 - one zone's failure never stops the others
             return zone, f"{type(exc).__name__}: {exc}" if not isinstance(exc, CutoverError) else str(exc)
-        found = renumber.records(live, f.moves)
-        keys = {(r["name"], r["type"]) for r in found}
-        return zone, found + [r for r in journalled_records(runs_of(zone), f.path) if (r["name"], r["type"]) not in keys]
 
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="fleet-read") as pool:
         for done, (zone, found) in enumerate(pool.map(one, zones), start=1):
+            if isinstance(found, list):  # the journal is read here, in the thread that opened it
+                keys = {(r["name"], r["type"]) for r in found}
+                found += [r for r in journalled_records(runs_of(zone), f.path) if (r["name"], r["type"]) not in keys]
             if isinstance(found, str):
                 failed.append((zone, found))
             elif found:

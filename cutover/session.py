@@ -16,14 +16,14 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar, Union
 
 import dns.exception
 
 from cutover import audit
 from cutover.audit import run as auditrun
 from cutover.audit.store import AuditStore
-from cutover import apply as applymod, export as exportmod, monitor, plan as planmod, report as reportmod
+from cutover import apply as applymod, export as exportmod, fleet as fleetmod, monitor, plan as planmod, report as reportmod
 from cutover.diff import ZoneDiff
 from cutover.errors import CutoverError, PlanError, ProviderError, UsageError
 from cutover.journal import Journal
@@ -31,6 +31,7 @@ from cutover.observe.probes import SettingError
 from cutover.observe.probes.services import ProbeEntry, parse_entries, unmeasurable
 from cutover.planfile import read_yaml
 from cutover.readiness import Check
+from cutover.records import RecordKey, RecordSet, index
 from cutover.values import substitute_tree
 from providers import registry
 from providers.base import Provider
@@ -45,7 +46,7 @@ T = TypeVar("T")
 class Failure:
     """One zone's failure, in place of its result."""
 
-    plan: planmod.Plan
+    plan: "planmod.Plan | fleetmod.FleetPlan"
     message: str
     exit_code: int
 
@@ -80,12 +81,19 @@ def explain(exc: BaseException) -> tuple[str, int]:
     return f"unexpected error: {type(exc).__name__}: {exc} (CUTOVER_DEBUG=1 shows the traceback)", ProviderError.exit_code
 
 
-def load_plans(paths: Sequence[str | Path]) -> list[planmod.Plan]:
-    """Every plan, validated before any provider is contacted; all problems at once."""
-    plans, problems = [], []
-    for path in paths:
+AnyPlan = Union[planmod.Plan, fleetmod.FleetPlan]
+
+
+def load_plans(paths: Sequence[str | Path], environ: Mapping[str, str] | None = None) -> list[AnyPlan]:
+    """Every plan (a zone's, or a fleet's), validated before any provider is contacted;
+    all problems at once."""
+    env = os.environ if environ is None else environ
+    plans: list[AnyPlan] = []
+    problems = []
+    for path in map(Path, paths):
         try:
-            plans.append(planmod.load(path))
+            data = read_yaml(path)
+            plans.append(fleetmod.build(data, path, env) if fleetmod.is_fleet(data) else planmod.build(data, path, env))
         except PlanError as exc:
             problems.append(str(exc))
     if problems:
@@ -162,12 +170,18 @@ class Session:
         return registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings),
                                verify_nameservers=plan.verify.nameservers)
 
-    def each(self, plans: Sequence[planmod.Plan], operation: Callable[[planmod.Plan], T]) -> tuple[list[T | Failure], int]:
-        """``operation`` for every plan; a failure is reported (``warn``) and stands in for
-        its zone's result. Returns the results and the worst exit code."""
+    def each(self, plans: Sequence[AnyPlan], operation: Callable[[planmod.Plan], T]) -> tuple[list[T | Failure], int]:
+        """``operation`` for every zone (a fleet plan stands for each of its zones); a
+        failure is reported (``warn``) and stands in for its zone's result. Returns the
+        results and the worst exit code."""
         results: list[T | Failure] = []
         worst = 0
-        for plan in plans:
+        zones, failed = self.expand(plans)
+        for failure in failed:
+            self.warn(failure.message)
+            results.append(failure)
+            worst = max(worst, failure.exit_code)
+        for plan in zones:
             try:
                 results.append(operation(plan))
             except Exception as exc:  # noqa: BLE001 - each zone is its own unit; explain() keeps bugs visible
@@ -176,6 +190,50 @@ class Session:
                 results.append(Failure(plan, message, code))
                 worst = max(worst, code)
         return results, worst
+
+    def expand(self, plans: Sequence[AnyPlan]) -> tuple[list[planmod.Plan], list[Failure]]:
+        """Fleet plans as the plans of their zones (``cutover.fleet``): the zones holding a
+        moved address, or changed by this fleet as the journal says; zones that could not
+        be read are failures of their own, and a fleet whose zones cannot be listed is one."""
+        zones: list[planmod.Plan] = []
+        failed: list[Failure] = []
+        for plan in plans:
+            if isinstance(plan, planmod.Plan):
+                zones.append(plan)
+                continue
+            try:
+                found = self._expand(plan)
+            except Exception as exc:  # noqa: BLE001 - a fleet that cannot be listed fails alone
+                message, code = explain(exc)
+                failed.append(Failure(plan, f"{plan.zone}: {message}", code))
+                continue
+            zones += found.plans
+            failed += [Failure(fleetmod.stand_in(plan, zone), f"{zone}: {why}", ProviderError.exit_code)
+                       for zone, why in found.failed]
+            self.progress(f"{plan.zone}: {len(found.plans)} zone(s) to act on, {len(found.untouched)} hold none of "
+                          f"the moved addresses, {len(found.failed)} failed")
+        return zones, failed
+
+    def _expand(self, f: fleetmod.FleetPlan) -> fleetmod.Expansion:
+        settings = dict(fleetmod.stand_in(f, ".").provider.settings)
+        if f.zones is None:
+            lister = registry.create(f.provider_type, ".", settings)
+            try:
+                zones: Sequence[str] = lister.zones()
+            finally:
+                lister.close()
+        else:
+            zones = f.zones
+        journal = self.journal(fleetmod.stand_in(f, "."))
+
+        def read(zone: str) -> dict[RecordKey, RecordSet]:
+            provider = registry.create(f.provider_type, zone, settings)
+            try:
+                return index(provider.records())
+            finally:
+                provider.close()
+
+        return fleetmod.expand(f, zones, read, journal.runs, self.progress)
 
     # ------------------------------------------------------------------ operations
 
