@@ -189,11 +189,18 @@ def _confirmer(args: argparse.Namespace, out: Output, verb: str, force: bool | f
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # the question and answer use stderr and stdin
         raise UsageError(f"{verb} changes DNS: pass --yes when not running on a terminal")
 
+    every: list[bool] = []  # "all": yes to this zone and every zone after it (a fleet)
+
     def ask(zdiff: ZoneDiff) -> bool:
         print(render.diff_text(zdiff, overriding=force), file=sys.stderr)
-        sys.stderr.write(f"{verb.capitalize()} these changes to {zdiff.plan.zone}? [y/N] ")
+        if every:
+            return True
+        sys.stderr.write(f"{verb.capitalize()} these changes to {zdiff.plan.zone}? [y/N/all] ")
         sys.stderr.flush()
-        return sys.stdin.readline().strip().lower() in ("y", "yes")
+        answer = sys.stdin.readline().strip().lower()
+        if answer == "all":
+            every.append(True)
+        return answer in ("y", "yes", "all")
 
     return ask
 

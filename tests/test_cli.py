@@ -63,3 +63,29 @@ def test_without_a_terminal_a_change_needs_yes(tmp_path, capsys, command):
 def test_a_very_long_word_after_force_is_not_probed_as_a_file():
     long = "x" * 5000
     assert cli._force_before_plans(["apply", "--force", long]) == ["apply", "--force", long]
+
+
+def test_all_confirms_this_zone_and_every_zone_after_it(monkeypatch, write_plan):
+    import argparse
+    import io
+
+    from cutover import plan as planmod
+    from cutover.diff import ZoneDiff
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    answers, shown = Tty("n\nall\n"), Tty()
+    monkeypatch.setattr("sys.stdin", answers)
+    monkeypatch.setattr("sys.stderr", shown)
+    plan = planmod.load(write_plan("""
+        version: 1
+        zone: example.com
+        provider: {type: rfc2136, server: 127.0.0.1}
+        records: [{name: www, type: A, to: [203.0.113.10]}]
+    """))
+    ask = cli._confirmer(argparse.Namespace(yes=False), cli.Output("text"), "apply", False)
+    zone = ZoneDiff(plan, {}, ())
+    assert [ask(zone), ask(zone), ask(zone), ask(zone)] == [False, True, True, True]
+    assert shown.getvalue().count("[y/N/all]") == 2  # asked twice; after "all", only shown
