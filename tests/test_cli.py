@@ -85,7 +85,7 @@ def test_all_confirms_this_zone_and_every_zone_after_it(monkeypatch, write_plan)
         provider: {type: rfc2136, server: 127.0.0.1}
         records: [{name: www, type: A, to: [203.0.113.10]}]
     """))
-    ask = cli._confirmer(argparse.Namespace(yes=False), cli.Output("text"), "apply", False)
+    ask = cli._confirmer(argparse.Namespace(yes=False), cli.Output(False), "apply", False)
     zone = ZoneDiff(plan, {}, ())
     assert [ask(zone), ask(zone), ask(zone), ask(zone)] == [False, True, True, True]
     assert shown.getvalue().count("[y/N/all]") == 2  # asked twice; after "all", only shown

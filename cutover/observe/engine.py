@@ -1,51 +1,59 @@
 """The query engine: ask many servers about many names at once, over UDP, suspiciously.
 
-A round is one question per (record, server) pair, all in flight together under a
-worker pool, so a round costs about the slowest server's time rather than the sum.
+A round is one question per (record, server) pair, all in flight together up to a
+window, so a round costs about the slowest server's time rather than the sum. Watch
+rounds (``query_round``, ``run_round``), ``verify`` and audits (``query_pairs``: any
+list of pairs, such as each domain's own servers) share this one engine.
 
 The engine is deliberately suspicious: UDP replies from another address, with another
 id or for another question are ignored (a spoofed or late stray packet must not decide
 a verdict), unparseable or oversized replies make the answer ``malformed``, and the
-round has a hard deadline that no silent server can stretch. Each reply is handed to
-``cutover.observe.classify``; this module knows nothing of what the answers mean.
+round has a hard deadline that no silent server can stretch. How queries are sent and
+matched is ``cutover.observe.flight``; the usual reply is read by
+``cutover.observe.fastpath`` and every other one by dnspython and
+``cutover.observe.classify``, to the same answer; this module knows nothing of what the
+answers mean. It runs a round's ``Flight`` either in its own epoll loop (the
+synchronous API) or in the caller's asyncio loop (``query_round``), and spreads a big
+round over processes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
-import ipaddress
+import math
 import multiprocessing
 import os
-import socket
+import select
+import selectors
+import time
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
-import dns.asyncbackend
-import dns.asyncquery
-import dns.entropy
-import dns.exception
-import dns.flags
-import dns.inet
-import dns.message
-
-from cutover.observe.classify import read_response
-from cutover.observe.types import NON_RECURSIVE, Answer, Target
+from cutover.observe.flight import PAYLOAD, Flight
+from cutover.observe.types import Answer, Target
 from cutover.resolvers import Resolver
 
-#: EDNS buffer we advertise (the DNS Flag Day 2020 value); a larger UDP reply is a broken server.
-PAYLOAD = 1232
-#: Extra time a round may take beyond its queries' own timeouts (task start-up, TCP fallback).
+__all__ = ["PAYLOAD", "CONCURRENCY", "PARALLEL_FROM", "query_round", "query_pairs", "run_round", "round_deadline"]
+
+#: Extra time a round may take beyond its queries' own timeouts (start-up, TCP fallback).
 ROUND_SLACK = 0.5
-#: Rounds with at least this many queries use every core (``run_round``); below it a
-#: process's start-up (about 0.3 s) costs more than the second core saves.
-PARALLEL_FROM = 20_000
-#: Queries in flight at once (each holds a UDP socket; capped by the open-files limit).
-#: Pairs are issued target by target, so one resolver sees about this / len(resolvers).
+#: Rounds with at least this many queries use every core (``run_round``, ``query_pairs``):
+#: one process answers about 15,000-25,000 queries a second here, and a helper process
+#: costs about 0.1 s to start (forkserver) and its answers' transfer, so below this the
+#: second core saves less than it costs (benchmarks/README.md, "The engine").
+PARALLEL_FROM = 40_000
+#: Queries in flight at once. They share a few sockets (``flight.SOCKETS``), so this is
+#: no longer bound by the open-files limit. Pairs are issued target by target, so one
+#: resolver sees about this / len(resolvers) at once.
 CONCURRENCY = 1024
-#: Deadline allowance per query in a round: one exchange costs 0.4-0.6 ms of CPU on a
-#: 2-core machine (benchmarks/README.md), which leaves room for a busy or slower one.
+#: Deadline allowance per query in a round: room for a busy machine or a slower one
+#: (an exchange costs 0.04-0.06 ms of CPU here, benchmarks/README.md).
 CPU_PER_QUERY = 0.002
+#: How late a retransmission or a timeout may be handled: timers are checked in steps
+#: this long rather than once per query.
+GRAIN = 0.005
+#: While TCP retries are running, the synchronous loop looks at them this often.
+TCP_POLL = 0.01
 
 
 def round_deadline(timeout: float, retries: int, queries: int = 0) -> float:
@@ -54,6 +62,28 @@ def round_deadline(timeout: float, retries: int, queries: int = 0) -> float:
     is not cut off while healthy queries still wait for a slot. The bound depends only on
     the round's size, never on how resolvers behave: a silent one still cannot stretch it."""
     return timeout * (retries + 1) + ROUND_SLACK + queries * CPU_PER_QUERY
+
+
+class _Grid(Sequence[tuple[Target, Resolver]]):
+    """Every resolver times every target, in (resolver, target) order, without a list of
+    half a million tuples."""
+
+    def __init__(self, targets: Sequence[Target], resolvers: Sequence[Resolver]) -> None:
+        self.targets, self.resolvers, self.count = targets, resolvers, len(targets)
+
+    def __len__(self) -> int:
+        return self.count * len(self.resolvers)
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def,override]
+        return self.targets[i % self.count], self.resolvers[i // self.count]
+
+    def order(self) -> Iterator[int]:
+        """Target by target: each resolver sees about window / len(resolvers) at once."""
+        count, width = self.count, len(self.resolvers)
+        return (r * count + t for t in range(count) for r in range(width))
+
+
+# --------------------------------------------------------------------------- the public API
 
 
 async def query_round(
@@ -66,41 +96,46 @@ async def query_round(
 ) -> list[Answer]:
     """Ask every resolver about every target, concurrently; one answer per pair.
 
-    A fixed pool of workers takes the pairs in turn, so a round of half a million pairs
-    holds ``concurrency`` tasks, not half a million (cancelling that many tasks queued on
-    a semaphore is quadratic in asyncio). Pairs are taken target by target, so each
-    resolver sees about ``concurrency / len(resolvers)`` queries at once rather than
-    the whole window. Answers come back in (resolver, target) order. Pairs still
+    Runs in the caller's event loop, so several rounds (one per watched zone, an audit's
+    lanes) share it. Answers come back in (resolver, target) order. Pairs still
     unanswered at the round's hard deadline are reported as ``timeout``.
     """
     if timeout <= 0:
         raise ValueError("timeout must be positive")
-    loop = asyncio.get_running_loop()
-    pairs = [(t, r) for r in resolvers for t in targets]
-    deadline = loop.time() + round_deadline(timeout, retries, len(pairs))
-    answers: list[Answer | None] = [None] * len(pairs)
-    started = bytearray(len(pairs))
-    count = len(targets)
-    order = (r * count + t for t in range(count) for r in range(len(resolvers)))
-    templates: dict[tuple[Target, bool], tuple[dns.message.Message, bytes]] = {}
+    grid = _Grid(targets, resolvers)
+    if not len(grid):
+        return []
+    return await _run_async(grid, grid.order(), resolvers, timeout=timeout, retries=retries, window=concurrency)
 
-    async def worker() -> None:
-        for i in order:  # one shared iterator: each worker takes the next pair
-            target, resolver = pairs[i]
-            started[i] = 1
-            try:
-                answers[i] = await _ask(target, resolver, timeout=timeout, retries=retries, deadline=deadline, templates=templates)
-            except Exception as exc:  # a bug or an OS surprise: report it on this pair, keep the round
-                answers[i] = Answer(resolver, target.key, "error", None, (), f"unexpected failure: {type(exc).__name__}: {exc}")
 
-    size = min(len(pairs), max(1, min(concurrency, _socket_budget())))
-    workers = [asyncio.ensure_future(worker()) for _ in range(size)]
-    if workers:
-        _, pending = await asyncio.wait(workers, timeout=max(0.0, deadline - loop.time()))
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-    return [a if a is not None else _late(t, r, bool(s)) for a, (t, r), s in zip(answers, pairs, started)]
+def query_pairs(
+    pairs: Sequence[tuple[Target, Resolver]],
+    *,
+    timeout: float,
+    retries: int = 1,
+    concurrency: int = CONCURRENCY,
+    processes: int | None = None,
+) -> list[Answer]:
+    """Ask each pair's resolver about its target (any pairs, not a cross product: an audit
+    asks each domain's own servers); one answer per pair, in the pairs' order.
+
+    Synchronous; from ``PARALLEL_FROM`` pairs on (or with ``processes``) the pairs are
+    split into one contiguous share per process, this process taking the first.
+    """
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    pairs = list(pairs)
+    if not pairs:
+        return []
+    count = _processes(processes, len(pairs), len(pairs))
+    if count == 1:
+        return _run_sync(pairs, iter(range(len(pairs))), [r for _, r in pairs], timeout=timeout, retries=retries,
+                         window=concurrency)
+    step = -(-len(pairs) // count)
+    chunks = [pairs[i:i + step] for i in range(0, len(pairs), step)]
+    jobs = [("pairs", chunk, timeout, retries, concurrency) for chunk in chunks]
+    parts = _spread(jobs)
+    return [Answer(r, t.key, *row) for chunk, rows in zip(chunks, parts) for (t, r), row in zip(chunk, rows)]
 
 
 def run_round(
@@ -113,32 +148,200 @@ def run_round(
 ) -> list[Answer]:
     """A whole round from synchronous code, on every CPU core when it is big.
 
-    A large round is CPU-bound (each reply is parsed by dnspython), not network-bound, so
-    from ``PARALLEL_FROM`` queries on the resolvers are split into one contiguous slice per
-    core, each asked by its own process. Answers come back in the same (resolver, target)
-    order as from ``query_round``; each slice keeps its own hard deadline.
+    From ``PARALLEL_FROM`` queries on (or with ``processes``) the round is split into one
+    rectangle per process: contiguous slices of the resolvers when there are enough of
+    them, else of the targets. This process asks the first, helper processes the rest.
+    Answers come back in the same (resolver, target) order as from ``query_round``; each
+    share keeps its own hard deadline.
     """
-    pairs = len(targets) * len(resolvers)
-    if processes is None:
-        processes = (os.cpu_count() or 1) if pairs >= PARALLEL_FROM else 1
-    processes = max(1, min(processes, len(resolvers)))
-    if processes == 1:
-        return asyncio.run(query_round(targets, resolvers, timeout=timeout, retries=retries))
-    step = -(-len(resolvers) // processes)
-    slices = [list(resolvers[i:i + step]) for i in range(0, len(resolvers), step)]
-    # spawn, not fork: the caller may run threads (webhook senders, the sandbox's servers)
-    with ProcessPoolExecutor(len(slices), mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = pool.map(_slice_round, [(list(targets), chunk, timeout, retries) for chunk in slices])
-        return [answer for part in parts for answer in part]
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    total = len(targets) * len(resolvers)
+    if not total:
+        return []
+    count = _processes(processes, total, max(len(resolvers), len(targets)))
+    if count == 1:
+        return _grid_round(list(targets), list(resolvers), timeout, retries, CONCURRENCY)
+    by_resolver = len(resolvers) >= count
+    cut = resolvers if by_resolver else targets
+    step = -(-len(cut) // count)
+    slices = [range(i, min(i + step, len(cut))) for i in range(0, len(cut), step)]
+    rects = [((range(len(targets)), s) if by_resolver else (s, range(len(resolvers)))) for s in slices]
+    jobs = [("grid", [targets[t] for t in ts], [resolvers[r] for r in rs], timeout, retries, CONCURRENCY)
+            for ts, rs in rects]
+    parts = _spread(jobs)
+    out: list[Answer | None] = [None] * total
+    count_t = len(targets)
+    for (ts, rs), rows in zip(rects, parts):
+        it = iter(rows)
+        for r in rs:
+            for t in ts:
+                out[r * count_t + t] = Answer(resolvers[r], targets[t].key, *next(it))
+    return out  # type: ignore[return-value]  # every rectangle filled its cells
 
 
-def _slice_round(job: tuple[list[Target], list[Resolver], float, int]) -> list[Answer]:
-    targets, resolvers, timeout, retries = job
-    return asyncio.run(query_round(targets, resolvers, timeout=timeout, retries=retries))
+# --------------------------------------------------------------------------- drivers
+
+
+def _grid_round(targets: list[Target], resolvers: list[Resolver], timeout: float, retries: int,
+                window: int) -> list[Answer]:
+    grid = _Grid(targets, resolvers)
+    return _run_sync(grid, grid.order(), resolvers, timeout=timeout, retries=retries, window=window)
+
+
+def _run_sync(pairs: Sequence[tuple[Target, Resolver]], order: Iterator[int], resolvers: Iterable[Resolver], *,
+              timeout: float, retries: int, window: int) -> list[Answer]:
+    """One flight in this thread, waiting in epoll (or the platform's selector)."""
+    now = time.monotonic()
+    flight = Flight(pairs, order, resolvers, timeout=timeout, retries=retries,
+                    deadline=now + round_deadline(timeout, retries, len(pairs)), window=window, now=now)
+    poller = _Poller(flight.by_fd)
+    try:
+        while not flight.finished:
+            now = time.monotonic()
+            wake = flight.next_wake()
+            if now >= wake:
+                flight.expire(now)
+                continue
+            wait = wake - now + GRAIN
+            if flight.tcp:
+                wait = min(wait, TCP_POLL)
+            ready = poller.poll(wait)
+            now = time.monotonic()
+            for fd in ready:
+                flight.readable(fd, now)
+            if flight.tcp:
+                flight.tcp_done(now)
+    finally:
+        poller.close()
+    return flight.close()
+
+
+async def _run_async(pairs: Sequence[tuple[Target, Resolver]], order: Iterator[int], resolvers: Iterable[Resolver], *,
+                     timeout: float, retries: int, window: int) -> list[Answer]:
+    """One flight in the running event loop: readers on its sockets, one timer."""
+    loop = asyncio.get_running_loop()
+    now = time.monotonic()
+    flight = Flight(pairs, order, resolvers, timeout=timeout, retries=retries,
+                    deadline=now + round_deadline(timeout, retries, len(pairs)), window=window, now=now)
+    done: asyncio.Future[None] = loop.create_future()
+    timer: list[Any] = [None, math.inf]  # the handle, and the monotonic time it is set for
+
+    def settle() -> None:
+        if flight.finished:
+            if not done.done():
+                done.set_result(None)
+            return
+        wake = flight.next_wake() + GRAIN
+        if wake < timer[1]:
+            if timer[0] is not None:
+                timer[0].cancel()
+            timer[0] = loop.call_later(max(0.0, wake - time.monotonic()), on_timer)
+            timer[1] = wake
+
+    def on_timer() -> None:
+        timer[0], timer[1] = None, math.inf
+        flight.expire(time.monotonic())
+        settle()
+
+    def on_readable(fd: int) -> None:
+        flight.readable(fd, time.monotonic())
+        settle()
+
+    def on_tcp() -> None:
+        flight.tcp_done(time.monotonic())
+        settle()
+
+    def wake() -> None:  # from a TCP thread
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(on_tcp)
+
+    flight.wake = wake
+    fds = list(flight.by_fd)
+    try:
+        for fd in fds:
+            loop.add_reader(fd, on_readable, fd)
+        settle()
+        await done
+    finally:
+        flight.wake = None
+        for fd in fds:
+            loop.remove_reader(fd)
+        if timer[0] is not None:
+            timer[0].cancel()
+    return flight.close()
+
+
+class _Poller:
+    """epoll where there is one (Linux), the platform's selector elsewhere."""
+
+    def __init__(self, fds: Iterable[int]) -> None:
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._selector = None if self._epoll is not None else selectors.DefaultSelector()
+        for fd in fds:
+            if self._epoll is not None:
+                self._epoll.register(fd, select.EPOLLIN)
+            else:
+                assert self._selector is not None
+                self._selector.register(fd, selectors.EVENT_READ)
+
+    def poll(self, timeout: float) -> list[int]:
+        if self._epoll is not None:
+            return [fd for fd, _ in self._epoll.poll(timeout)]
+        assert self._selector is not None
+        return [key.fd for key, _ in self._selector.select(timeout)]
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+        elif self._selector is not None:
+            self._selector.close()
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _processes(asked: int | None, queries: int, divisible: int) -> int:
+    if asked is None:
+        asked = (os.cpu_count() or 1) if queries >= PARALLEL_FROM else 1
+    return max(1, min(asked, divisible))
+
+
+def _spread(jobs: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+    """The first job here, the others in helper processes, at the same time; each job's
+    answers as rows (state, ttl, values, detail, elapsed), in its own order.
+
+    Rows, not ``Answer`` objects, cross the process boundary: the caller rebuilds the
+    answers around its own resolver and target objects, which costs less than pickling
+    them and keeps them identical to the ones it passed in.
+    """
+    # forkserver: a clean, single-threaded server process forks the helpers (the caller
+    # may run threads, so no plain fork), with this module already imported in it
+    context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
+                                          else "spawn")
+    if context.get_start_method() == "forkserver":
+        context.set_forkserver_preload([__name__])
+    with ProcessPoolExecutor(len(jobs) - 1, mp_context=context) as pool:
+        futures = [pool.submit(_job, job) for job in jobs[1:]]
+        first = _job(jobs[0])
+        return [first] + [f.result() for f in futures]
+
+
+def _job(job: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """One share of a round (in a helper process, or here for the first)."""
+    if job[0] == "grid":
+        _, targets, resolvers, timeout, retries, window = job
+        answers = _grid_round(targets, resolvers, timeout, retries, window)
+    else:
+        _, pairs, timeout, retries, window = job
+        answers = _run_sync(pairs, iter(range(len(pairs))), [r for _, r in pairs], timeout=timeout, retries=retries,
+                            window=window)
+    return [(a.state, a.ttl, a.values, a.detail, a.elapsed) for a in answers]
 
 
 def _socket_budget() -> int:
-    """Queries in flight each hold a socket: stay well inside the open-files limit."""
+    """How many sockets this process may hold open: the open-files limit, less a reserve.
+    (A round holds at most one socket per query in flight, usually far fewer.)"""
     try:
         import resource
     except ImportError:  # pragma: no cover - not on Unix
@@ -147,148 +350,3 @@ def _socket_budget() -> int:
     if soft == resource.RLIM_INFINITY:
         return 1 << 16
     return max(8, soft - 128)
-
-
-def _late(target: Target, resolver: Resolver, started: bool) -> Answer:
-    if started:
-        return Answer(resolver, target.key, "timeout", None, (), "no answer before the round's deadline")
-    return Answer(resolver, target.key, "timeout", None, (), "the round's deadline passed before this query could be sent")
-
-
-class _Failed(Exception):
-    """The exchange ended without a usable response; carries the state and why."""
-
-    def __init__(self, state: str, detail: str) -> None:
-        super().__init__(detail)
-        self.state = state
-        self.detail = detail
-
-
-async def _ask(
-    target: Target, resolver: Resolver, *, timeout: float, retries: int, deadline: float,
-    templates: dict[tuple[Target, bool], tuple[dns.message.Message, bytes]] | None = None,
-) -> Answer:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    if start >= deadline:
-        return Answer(resolver, target.key, "timeout", None, (), "the round's deadline passed before this query could be sent")
-    query, wire = _make_query(target, resolver, {} if templates is None else templates)
-    try:
-        response, via = await _exchange(query, wire, resolver, timeout=timeout, retries=retries, deadline=deadline)
-    except _Failed as failed:
-        return Answer(resolver, target.key, failed.state, None, (), failed.detail, loop.time() - start)
-    return read_response(target, resolver, response, via=via, elapsed=loop.time() - start)
-
-
-def _make_query(
-    target: Target, resolver: Resolver, templates: dict[tuple[Target, bool], tuple[dns.message.Message, bytes]]
-) -> tuple[dns.message.Message, bytes]:
-    """The query and its wire form, with a fresh random id.
-
-    Building and rendering a message costs more than the rest of an exchange; the same
-    question goes to every resolver, so it is built once per round and only the id is
-    new for each pair (a shallow copy: the question section is shared, never changed).
-    """
-    recursive = resolver.group not in NON_RECURSIVE
-    template = templates.get((target, recursive))
-    if template is None:
-        built = dns.message.make_query(target.name, target.type, use_edns=0, payload=PAYLOAD)
-        if not recursive:
-            built.flags &= ~dns.flags.RD  # ask the server what it holds, not what it can find
-        template = templates[(target, recursive)] = (built, built.to_wire())
-    query = copy.copy(template[0])
-    query.id = dns.entropy.random_16()
-    return query, query.id.to_bytes(2, "big") + template[1][2:]
-
-
-async def _exchange(
-    query: dns.message.Message, wire: bytes, resolver: Resolver, *, timeout: float, retries: int, deadline: float
-) -> tuple[dns.message.Message, str]:
-    """UDP with retransmission; TCP when the UDP answer is truncated."""
-    response = await _udp(query, wire, resolver, timeout=timeout, retries=retries, deadline=deadline)
-    if not response.flags & dns.flags.TC:
-        return response, "udp"
-    remaining = min(timeout, deadline - asyncio.get_running_loop().time())
-    if remaining <= 0:
-        raise _Failed("timeout", "truncated UDP answer and no time left for TCP")
-    try:
-        response = await dns.asyncquery.tcp(query, resolver.address, timeout=remaining, port=resolver.port)
-    except dns.exception.Timeout:
-        raise _Failed("timeout", "truncated UDP answer; TCP timed out") from None
-    except dns.exception.DNSException as exc:  # unparseable, or not a response to our query
-        raise _Failed("malformed", f"truncated UDP answer; bad TCP answer ({type(exc).__name__})") from None
-    except (OSError, EOFError) as exc:
-        raise _Failed("error", f"truncated UDP answer; TCP failed ({_os_reason(exc)})") from None
-    return response, "tcp"
-
-
-async def _udp(
-    query: dns.message.Message, wire: bytes, resolver: Resolver, *, timeout: float, retries: int, deadline: float
-) -> dns.message.Message:
-    """Send the query, retransmit the same bytes on the same socket after each timeout.
-
-    Keeping one socket and one id means a late answer to the first transmission is still
-    accepted during the retry window: a slow resolver is slow, not dead. Stray packets
-    (other source, other id, other question) are ignored and listening goes on, so a
-    spoofer cannot decide the answer; garbage from the right source is remembered and
-    reported as ``malformed`` if nothing valid follows.
-    """
-    loop = asyncio.get_running_loop()
-    af = dns.inet.af_for_address(resolver.address)
-    destination = dns.inet.low_level_address_tuple((resolver.address, resolver.port), af)
-    backend = dns.asyncbackend.get_default_backend()
-    malformed: list[str] = []
-    strays = 0
-    try:
-        sock = await backend.make_socket(af, socket.SOCK_DGRAM, 0, None, None)
-    except OSError as exc:
-        raise _Failed("error", f"cannot open a socket ({_os_reason(exc)})") from None
-    async with sock:
-        for _attempt in range(retries + 1):
-            try:
-                await sock.sendto(wire, destination, None)
-            except OSError as exc:
-                raise _Failed("error", f"cannot send ({_os_reason(exc)})") from None
-            until = min(loop.time() + timeout, deadline)
-            while (remaining := until - loop.time()) > 0:
-                try:
-                    data, source = await sock.recvfrom(65535, remaining)
-                except dns.exception.Timeout:
-                    break
-                except OSError as exc:
-                    raise _Failed("error", f"receive failed ({_os_reason(exc)})") from None
-                if not _same_endpoint(source, resolver):
-                    strays += 1
-                    continue
-                if len(data) > PAYLOAD:
-                    malformed.append(f"oversized UDP reply ({len(data)} bytes > {PAYLOAD} advertised)")
-                    continue
-                try:
-                    response = dns.message.from_wire(data)
-                except dns.exception.DNSException as exc:
-                    malformed.append(f"unparseable reply ({type(exc).__name__})")
-                    continue
-                if not query.is_response(response):
-                    strays += 1
-                    continue
-                return response
-            if malformed:
-                break
-    if malformed:
-        raise _Failed("malformed", malformed[0])
-    waited = "no answer" + (f" (ignored {strays} stray replies)" if strays else "")
-    tries = f"{retries + 1} tries" if retries else "1 try"
-    raise _Failed("timeout", f"{waited} after {tries} of {timeout:g}s")
-
-
-def _same_endpoint(source: Any, resolver: Resolver) -> bool:
-    try:
-        if source[0] == resolver.address and source[1] == resolver.port:
-            return True  # the usual case, without parsing two addresses per packet
-        return ipaddress.ip_address(source[0]) == ipaddress.ip_address(resolver.address) and int(source[1]) == resolver.port
-    except (ValueError, TypeError, IndexError):
-        return False
-
-
-def _os_reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or type(exc).__name__
