@@ -21,9 +21,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cutover.observe.types import Answer, Target
+from providers.httpclient import ApiError
 
 #: ``Resolver.group`` of every probe answer, so that output can show and count them apart.
 PROBE = "probe"
+
+
+class RateLimited(ApiError):
+    """A service refused for rate: ``wait`` seconds (None: unknown) before it will accept
+    again. The scheduler starts nothing new there before then."""
+
+    def __init__(self, message: str, wait: float | None) -> None:
+        super().__init__(message, status=429)
+        self.wait = wait
 
 
 class SettingError(ValueError):

@@ -60,7 +60,7 @@ import dns.rdatatype
 import requests
 
 from cutover.observe.classify import read_response
-from cutover.observe.probes import PROBE, Progress
+from cutover.observe.probes import PROBE, Progress, RateLimited
 from cutover.observe.probes.atlas_settings import (  # noqa: F401 - the service's surface, read as atlas.NAME
     SERVICE, DEFAULT_URL, DNS_UDP_CREDITS, DNS_TCP_CREDITS, ONE_OFF_FACTOR, PROBES_PER_MEASUREMENT,
     RESULTS_PER_DAY, CREDITS_PER_DAY, SIMULTANEOUS_MEASUREMENTS, DAY, DEFAULT_EVERY, QUERY_TYPES, AREAS,
@@ -121,12 +121,8 @@ class MeasurementEnded(ApiError):
     final = True
 
 
-class AtlasLimited(ApiError):
+class AtlasLimited(RateLimited):
     """The API refused for rate: ``wait`` seconds (None: unknown) before it will accept again."""
-
-    def __init__(self, message: str, wait: float | None) -> None:
-        super().__init__(message, status=429)
-        self.wait = wait
 
 
 def error_message(response: requests.Response) -> str:

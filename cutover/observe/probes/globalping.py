@@ -37,7 +37,7 @@ import dns.rrset
 import requests
 
 from cutover.observe.classify import read_response
-from cutover.observe.probes import PROBE, Progress, SettingError
+from cutover.observe.probes import PROBE, Progress, RateLimited, SettingError
 from cutover.observe.types import Answer, Target, Vantage
 from cutover.records import shorten
 from cutover.resolvers import Resolver, parse_address
@@ -274,12 +274,8 @@ class RateLimit:
                    None if reset is None else float(reset))
 
 
-class GlobalpingLimited(ApiError):
+class GlobalpingLimited(RateLimited):
     """The API refused for rate: ``wait`` seconds (None: unknown) before it will accept again."""
-
-    def __init__(self, message: str, wait: float | None) -> None:
-        super().__init__(message, status=429)
-        self.wait = wait
 
 
 def error_message(response: requests.Response) -> str:

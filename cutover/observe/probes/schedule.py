@@ -27,7 +27,7 @@ from functools import partial
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
-from cutover.observe.probes import PROBE, Progress, ProbeClient
+from cutover.observe.probes import PROBE, Progress, ProbeClient, RateLimited
 from cutover.observe.probes.services import ProbeEntry
 from cutover.observe.types import Answer, Target
 from cutover.records import RecordKey, shorten
@@ -234,7 +234,7 @@ class ProbeRunner:
         try:
             measurement_id = state.client.create(target)
         except Exception as exc:  # noqa: BLE001 - a service failing is reported, never fatal
-            wait = getattr(exc, "wait", None)
+            wait = exc.wait if isinstance(exc, RateLimited) else None
             with self._changed:
                 state.creating.discard(target.key)
                 state.next_start[target.key] = now + (wait if isinstance(wait, (int, float)) else RETRY_FAILED)
