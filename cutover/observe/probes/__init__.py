@@ -20,11 +20,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import requests
+
 from cutover.observe.types import Answer, Target
 from providers.httpclient import ApiError
 
 #: ``Resolver.group`` of every probe answer, so that output can show and count them apart.
 PROBE = "probe"
+
+
+def api_session(authorization: str | None) -> requests.Session:
+    """An HTTP session for one service's API: JSON, a User-Agent that says who asks, and
+    the credential in the ``Authorization`` header only (never in a URL, which logs keep)."""
+    session = requests.Session()
+    session.headers.update({"Accept": "application/json", "User-Agent": "cutover (DNS cutover watch)"})
+    if authorization:
+        session.headers["Authorization"] = authorization
+    return session
 
 
 class RateLimited(ApiError):

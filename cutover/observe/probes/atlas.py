@@ -60,7 +60,7 @@ import dns.rdatatype
 import requests
 
 from cutover.observe.classify import read_response
-from cutover.observe.probes import PROBE, Progress, RateLimited
+from cutover.observe.probes import PROBE, Progress, RateLimited, api_session
 from cutover.observe.probes.atlas_settings import (  # noqa: F401 - the service's surface, read as atlas.NAME
     SERVICE, DEFAULT_URL, DNS_UDP_CREDITS, DNS_TCP_CREDITS, ONE_OFF_FACTOR, PROBES_PER_MEASUREMENT,
     RESULTS_PER_DAY, CREDITS_PER_DAY, SIMULTANEOUS_MEASUREMENTS, DAY, DEFAULT_EVERY, QUERY_TYPES, AREAS,
@@ -188,10 +188,7 @@ class AtlasClient:
         self._asked: dict[str, set[int]] = {}  # measurement id -> probe ids already looked up for it
         self._probes: dict[int, ProbeInfo] = {}
         self._ended: dict[str, MeasurementEnded] = {}  # measurements over without a result
-        self._session = requests.Session()
-        self._session.headers.update({"Accept": "application/json", "User-Agent": "cutover (DNS cutover watch)"})
-        if settings.key:
-            self._session.headers["Authorization"] = f"Key {settings.key}"
+        self._session = api_session(f"Key {settings.key}" if settings.key else None)
 
     def __repr__(self) -> str:
         return f"AtlasClient({self.settings.url!r})"

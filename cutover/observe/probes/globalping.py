@@ -37,7 +37,7 @@ import dns.rrset
 import requests
 
 from cutover.observe.classify import read_response
-from cutover.observe.probes import PROBE, Progress, RateLimited, SettingError
+from cutover.observe.probes import PROBE, Progress, RateLimited, api_session, SettingError
 from cutover.observe.types import Answer, Target, Vantage
 from cutover.records import shorten
 from cutover.resolvers import Resolver, parse_address
@@ -313,10 +313,7 @@ class GlobalpingClient:
         self.rate = RateLimit()
         self.not_before = 0.0  # clock() before which no measurement is created
         self._next_read: dict[str, float] = {}  # measurement id -> clock() of its next allowed read
-        self._session = requests.Session()
-        self._session.headers.update({"Accept": "application/json", "User-Agent": "cutover (DNS cutover watch)"})
-        if settings.token:
-            self._session.headers["Authorization"] = f"Bearer {settings.token}"
+        self._session = api_session(f"Bearer {settings.token}" if settings.token else None)
 
     def __repr__(self) -> str:
         return f"GlobalpingClient({self.settings.url!r})"
