@@ -84,7 +84,10 @@ def test_every_kind_of_domain_is_classified_with_its_reason(small_fleet, tmp_pat
     # the same, asked again by two processes sharing the work (and each server's limits)
     shared = json.loads(audit(small_fleet, domains, "--format", "json", "--fresh", "--processes", "2", cwd=tmp_path).stdout)
     assert shared["run"]["audited"] == len(small_fleet.domains) and wrong(shared, small_fleet) == []
-    assert [d["detail"] for d in shared["domains"]] == [d["detail"] for d in doc["domains"]]
+    # the same findings; a note that the resolver itself timed out once (Unbound asking a
+    # dead server) depends on the moment, so it is left out of the comparison
+    assert [(d["status"], d["detail"].split("; resolver ")[0]) for d in shared["domains"]] == \
+        [(d["status"], d["detail"].split("; resolver ")[0]) for d in doc["domains"]]
 
 
 def test_csv_input_csv_and_html_output(small_fleet, tmp_path):
