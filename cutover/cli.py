@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 from cutover import __version__, apply as applymod, export as exportmod, monitor, notify as notifymod, plan as planmod, render
-from cutover import audit, guards, times
+from cutover import audit, fleet, guards, times
 from cutover import report as reportmod, report_html
 from cutover.diff import ZoneDiff
 from cutover.errors import CutoverError, GuardError, ProviderError, UsageError
@@ -89,12 +89,15 @@ def session(args: argparse.Namespace, out: Output) -> Iterator[Session]:
 def cmd_diff(args: argparse.Namespace, out: Output) -> int:
     plans = load_plans(args.plans)
     with session(args, out) as s:
-        results, worst = s.each(plans, s.diff)
+        done = s.each(plans, s.diff)
+    results, worst = done.items, done.worst
+    fleets = [f.summary(_state(_diff_state), _changes) for f in done.fleets]
     if out.json:
-        out.document({"plans": [r.as_dict() for r in results]})
+        out.document(_with_fleets({"plans": [r.as_dict() for r in results]}, fleets))
     for r in results:
         if not isinstance(r, Failure):
             out.text(render.diff_text(r))
+    _fleet_texts(out, fleets)
     if worst:
         return worst
     diffs = [r for r in results if isinstance(r, ZoneDiff)]
@@ -108,13 +111,16 @@ def cmd_check(args: argparse.Namespace, out: Output) -> int:
     3 when the checks could not run (the provider could not be read)."""
     plans = load_plans(args.plans)
     with session(args, out) as s:
-        results, worst = s.each(plans, s.check)
+        done = s.each(plans, s.check)
+    results, worst = done.items, done.worst
+    fleets = [f.summary(_state(lambda r: "ready" if r.ready else "not ready")) for f in done.fleets]
     if out.json:
-        out.document({"plans": [r.as_dict() for r in results]})
+        out.document(_with_fleets({"plans": [r.as_dict() for r in results]}, fleets))
     else:
         for r in results:
             if not isinstance(r, Failure):
                 out.text(render.readiness_text(r.plan.zone, str(r.plan.path), r.checks))
+        _fleet_texts(out, fleets)
     if worst:
         return worst
     return 0 if all(r.ready for r in results if isinstance(r, Readiness)) else 1
@@ -136,7 +142,7 @@ def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
     force = forced_guards(args.force)
     confirm = _confirmer(args, out, "roll back", force)
     return _change(args, out, lambda s, plan: s.rollback(plan, force=force, verify_after=not args.no_verify,
-                                                         confirm=confirm))
+                                                         confirm=confirm), source=fleet.APPLIED)
 
 
 def forced_guards(given: Sequence[str] | None) -> bool | frozenset[str]:
@@ -159,23 +165,26 @@ def countdown(until: float, why: str, out: Output) -> None:
 
 
 def _change(args: argparse.Namespace, out: Output,
-            operation: Callable[[Session, planmod.Plan], applymod.Outcome]) -> int:
+            operation: Callable[[Session, planmod.Plan], applymod.Outcome], source: str = fleet.LIVE) -> int:
     plans = load_plans(args.plans)
     with session(args, out) as s:
-        results, worst = s.each(plans, lambda plan: operation(s, plan))
+        done = s.each(plans, lambda plan: operation(s, plan), source=source)
+    results, worst = done.items, done.worst
+    fleets = [f.summary(_state(lambda r: r.status), _changes) for f in done.fleets]
     unverified = [r for r in results if isinstance(r, applymod.Outcome) and r.status == "unverified"]
     for r in unverified:  # landed, but not every nameserver serves it: not a success to script on
         out.error(f"{r.plan.zone}: changed, but not every authoritative server serves the new data yet; "
                   f"run `cutover {r.kind}` again to check again (`cutover watch` follows them too)")
     worst = max(worst, ProviderError.exit_code if unverified else 0)
     if out.json:
-        out.document({"plans": [r.as_dict() for r in results]})
+        out.document(_with_fleets({"plans": [r.as_dict() for r in results]}, fleets))
         return worst
     for result in results:
         out.text(f"{result.plan.zone}: FAILED: {(result.message.splitlines() or ['see above'])[0]}"
                  if isinstance(result, Failure) else render.outcome_text(result))
+    _fleet_texts(out, fleets)
     failed = [r for r in results if isinstance(r, Failure)]
-    if len(results) > 1:
+    if len(results) > 1 and not fleets:
         out.text(f"\n{len(results) - len(failed)} of {len(results)} zones done"
                  + (f"; failed: {', '.join(f.plan.zone for f in failed)}" if failed else ""))
     return worst
@@ -210,10 +219,12 @@ def cmd_watch(args: argparse.Namespace, out: Output) -> int:
     notify_urls = [notifymod.check_url(url) for url in args.notify]  # a typo fails before any provider call
     with session(args, out) as s:
         probes = load_probes(args.probes)
-        results, worst = s.each(plans, lambda plan: s.watch(plan, args.resolvers, probes))
-        if worst:
-            return worst
-        watches = [r for r in results if not isinstance(r, Failure)]
+        done = s.each(plans, lambda plan: s.watch(plan, args.resolvers, probes), source=fleet.APPLIED)
+        if done.worst:
+            return done.worst
+        watches = [r for r in done.items if not isinstance(r, Failure)]
+        if not watches:
+            raise UsageError("nothing to watch: no zone of these plans holds a change (apply the fleet first)")
         notifier = notifymod.Notifier(notify_urls) if notify_urls else None
         return watch_loop(watches, out, once=args.once, grid=args.grid, notifier=notifier)
 
@@ -234,9 +245,11 @@ def watch_loop(watches: list[tuple[monitor.Setup, Journal]], out: Output, *, onc
         if notifier is not None:
             for setup_, journal in watches:  # a restarted watch does not repeat old news
                 notifier.seed(monitor.last_round(journal, setup_.plan.zone))
-        for doc in monitor.rounds(watches, once=once, sleep=view.sleep):
+        for seen, doc in enumerate(monitor.rounds(watches, once=once, sleep=view.sleep), start=1):
             last[doc["zone"]] = doc["verdict"]["retire"]
             out.document(doc) if out.json else view.update(doc)
+            if len(watches) > 1 and seen % len(watches) == 0 and not (out.json or view.tty):  # a log: one line a round
+                out.text(f"round {doc['round']}: {sum(last.values()):,} of {len(last):,} zones ready to retire")
             if notifier is not None:
                 notifier.observe(doc)
     except Exception as exc:
@@ -262,17 +275,19 @@ def cmd_report(args: argparse.Namespace, out: Output) -> int:
         raise UsageError("report: give -o FILE for the HTML page (or --format json, or redirect stdout)")
     now = time.time()
     with session(args, out) as s:
-        results, worst = s.each(plans, lambda plan: s.report(plan, now))
+        done = s.each(plans, lambda plan: s.report(plan, now), source=fleet.HISTORY)
+    results, worst = done.items, done.worst
     reports = [r.as_dict() if isinstance(r, Failure) else r for r in results]
+    fleets = [_retiring(f.summary(_state(_report_state)), f.results, lambda r: r.verdict) for f in done.fleets]
     if args.output or not out.json:
-        page = report_html.render(reports, now)
+        page = report_html.render(reports, now, fleets)
         if args.output:
             write_whole(Path(args.output), page)
             out.text(f"wrote {args.output} ({len(results)} zone{'s' if len(results) != 1 else ''})")
         else:
             sys.stdout.write(page)
     if out.json:
-        out.document(reportmod.document(reports, now))
+        out.document(_with_fleets(reportmod.document(reports, now), fleets))
     return worst
 
 
@@ -286,15 +301,62 @@ def write_whole(target: Path, text: str) -> None:
 def cmd_status(args: argparse.Namespace, out: Output) -> int:
     plans = load_plans(args.plans)
     with session(args, out) as s:
-        results, worst = s.each(plans, s.status)
-    docs = [r.as_dict() if isinstance(r, Failure) else r for r in results]
+        done = s.each(plans, s.status, source=fleet.HISTORY)
+    docs = [r.as_dict() if isinstance(r, Failure) else r for r in done.items]
+    fleets = [_retiring(f.summary(_state(_status_state)), f.results, lambda r: r["verdict"]) for f in done.fleets]
     if out.json:
-        out.document({"plans": docs})
+        out.document(_with_fleets({"plans": docs}, fleets))
     else:
         for doc in docs:
             if "runs" in doc:
                 out.text(render.status_text(doc))
-    return worst
+        _fleet_texts(out, fleets)
+    return done.worst
+
+
+# ---------------------------------------------------------------------- fleet summaries
+
+
+def _state(of: Callable[[Any], str]) -> Callable[[Any], str]:
+    """A zone's state in a fleet summary: ``of`` its result, or ``failed``."""
+    return lambda result: "failed" if isinstance(result, Failure) else of(result)
+
+
+def _changes(result: Any) -> int:
+    return 0 if isinstance(result, Failure) else len(result.changes)
+
+
+def _diff_state(zdiff: ZoneDiff) -> str:
+    return "in sync" if zdiff.in_sync else "refused" if zdiff.refusals else "changes pending"
+
+
+def _status_state(doc: dict[str, Any]) -> str:
+    """The zone's newest run, e.g. ``apply verified`` or ``rollback verified``."""
+    return f"{doc['runs'][-1]['kind']} {doc['runs'][-1]['status']}" if doc["runs"] else "no run"
+
+
+def _report_state(report: reportmod.ZoneReport) -> str:
+    if not report.rounds:
+        return "not watched"
+    if report.verdict is None:  # a change came after the last round
+        return "changed since the last round"
+    return "ready to retire" if report.verdict.get("retire") else "not yet"
+
+
+def _retiring(summary: dict[str, Any], results: Sequence[Any], verdict_of: Callable[[Any], Any]) -> dict[str, Any]:
+    """``summary`` with how many zones the last round found ready to retire."""
+    verdicts = [verdict_of(r) for r in results if not isinstance(r, Failure)]
+    return {**summary, "retire": sum(1 for v in verdicts if v and v.get("retire"))}
+
+
+def _with_fleets(doc: dict[str, Any], fleets: list[dict[str, Any]]) -> dict[str, Any]:
+    """Documents keep their shape; a run over fleet plans adds ``fleets``, one summary each."""
+    return {**doc, "fleets": fleets} if fleets else doc
+
+
+def _fleet_texts(out: Output, fleets: list[dict[str, Any]]) -> None:
+    for summary in fleets:
+        out.text("\n" + render.fleet_text(summary))
 
 
 def cmd_demo(args: argparse.Namespace, out: Output) -> int:

@@ -144,16 +144,24 @@ def stand_in(fleet: FleetPlan, zone: str) -> planmod.Plan:
     return planmod.build(data, fleet.path, fleet.environ)
 
 
-def journalled_records(runs: Sequence[Run], plan_path: Path) -> list[dict[str, Any]]:
-    """The records of the zone's newest landed apply of this fleet file (none after a
-    rollback of it): what the zone's plan was when it changed the zone."""
+def journalled_records(runs: Sequence[Run], plan_path: Path, *, rolled_back: bool = False) -> list[dict[str, Any]]:
+    """The records of the zone's newest landed apply of this fleet file: what the zone's
+    plan was when it changed the zone. After a rollback there are none, unless
+    ``rolled_back`` asks for them anyway (``status`` and ``report`` tell the whole story).
+
+    The fleet file is recognised by its name: the journal sits beside the plan, and the
+    same file given as ``fleet.yaml`` or ``../ops/fleet.yaml`` is the same fleet."""
     for run in reversed(runs):
-        if run.kind == "rollback" and run.status in LANDED:
+        if run.kind == "rollback" and run.status in LANDED and not rolled_back:
             return []
-        if run.kind == "apply" and run.status in LANDED and run.plan == str(plan_path):
+        if run.kind == "apply" and run.status in LANDED and same_file(run.plan, plan_path):
             return [{"name": c.before.name, "type": c.before.type, "from": list(c.before.values), "to": list(c.after.values)}
                     for c in run.landed_changes if c.before is not None and c.after is not None]
     return []
+
+
+def same_file(journalled: str, plan_path: Path) -> bool:
+    return Path(journalled).name == plan_path.name
 
 
 # --------------------------------------------------------------------------- expansion
@@ -164,14 +172,29 @@ def journalled_records(runs: Sequence[Run], plan_path: Path) -> list[dict[str, A
 READERS = 4
 
 
+#: Where a command finds a fleet's zones. ``LIVE``: every zone named (or held by the
+#: provider) is read, for the commands that change DNS or compare with it (diff, apply,
+#: prepare, check); ``APPLIED``: the zones this fleet changed and did not roll back, from
+#: the journal alone (watch, rollback); ``HISTORY``: every zone it ever changed, from the
+#: journal (status, report). The journal's commands neither wait for 10,000 zone reads
+#: nor depend on the provider answering; a fleet the journal knows nothing of is read live.
+LIVE, APPLIED, HISTORY = "live", "applied", "history"
+
+
 @dataclass(frozen=True)
 class Expansion:
     """A fleet as zone plans: the zones to act on, those holding no moved address, and
-    those that failed (the zone could not be read, or its plan is not valid), with why."""
+    those that failed (the zone could not be read, or its plan is not valid), with why;
+    ``source`` says where the zones came from (``provider`` or ``journal``)."""
 
     plans: tuple[planmod.Plan, ...]
     untouched: tuple[str, ...]
     failed: tuple[tuple[str, str], ...]
+    source: str = "provider"
+
+    @property
+    def zones(self) -> int:
+        return len(self.plans) + len(self.untouched) + len(self.failed)
 
 
 def expand(f: FleetPlan, zones: Sequence[str], read_zone: Callable[[str], Mapping[RecordKey, RecordSet]],
@@ -193,15 +216,69 @@ def expand(f: FleetPlan, zones: Sequence[str], read_zone: Callable[[str], Mappin
             if isinstance(found, list):  # the journal is read here, in the thread that opened it
                 keys = {(r["name"], r["type"]) for r in found}
                 found += [r for r in journalled_records(runs_of(zone), f.path) if (r["name"], r["type"]) not in keys]
-            if isinstance(found, str):
-                failed.append((zone, found))
-            elif found:
-                try:
-                    plans.append(zone_plan(f, zone, found))
-                except PlanError as exc:
-                    failed.append((zone, str(exc)))
-            else:
-                untouched.append(zone)
+            _sort(f, zone, found, plans, untouched, failed)
             if done % 100 == 0 or done == len(zones):
                 progress(f"{f.zone}: read {done} of {len(zones)} zones, {len(plans)} to change")
     return Expansion(tuple(plans), tuple(untouched), tuple(failed))
+
+
+def journalled_zones(f: FleetPlan, zone_plans: Sequence[tuple[str, str]]) -> list[str]:
+    """The zones the journal says an apply of this fleet file touched (``Journal.zone_plans``)."""
+    return list(dict.fromkeys(zone for zone, plan in zone_plans if same_file(plan, f.path)))
+
+
+def from_journal(f: FleetPlan, zones: Sequence[str], runs_of: Callable[[str], Sequence[Run]], *,
+                 rolled_back: bool) -> Expansion:
+    """The zone plans of an applied fleet from its journal alone, each as its last apply
+    left it; a zone rolled back since is untouched unless ``rolled_back`` keeps it."""
+    plans: list[planmod.Plan] = []
+    untouched: list[str] = []
+    failed: list[tuple[str, str]] = []
+    for zone in zones:
+        _sort(f, zone, journalled_records(runs_of(zone), f.path, rolled_back=rolled_back), plans, untouched, failed)
+    return Expansion(tuple(plans), tuple(untouched), tuple(failed), source="journal")
+
+
+def _sort(f: FleetPlan, zone: str, found: list[dict[str, Any]] | str, plans: list[planmod.Plan],
+          untouched: list[str], failed: list[tuple[str, str]]) -> None:
+    """One zone into its pile: a plan to act on, untouched, or failed with why."""
+    if isinstance(found, str):
+        failed.append((zone, found))
+    elif found:
+        try:
+            plans.append(zone_plan(f, zone, found))
+        except PlanError as exc:
+            failed.append((zone, str(exc)))
+    else:
+        untouched.append(zone)
+
+
+# --------------------------------------------------------------------------- summary
+
+
+@dataclass(frozen=True)
+class FleetRun:
+    """One command over one fleet: its expansion and its zones' results, in the order of
+    ``zones`` (the zones that failed to be read first, then those acted on)."""
+
+    fleet: FleetPlan
+    expansion: Expansion
+    results: tuple[Any, ...]
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return (*(zone for zone, _ in self.expansion.failed), *(p.zone for p in self.expansion.plans))
+
+    def summary(self, state_of: Callable[[Any], str], changes_of: Callable[[Any], int] | None = None) -> dict[str, Any]:
+        """The fleet in a few numbers: zones named (or held), acted on, without the moved
+        addresses, and how many ended in each state (``state_of`` names a result's state,
+        ``failed`` for a failure); ``changes_of`` adds up the changes, where they count."""
+        states = [state_of(r) for r in self.results]
+        doc: dict[str, Any] = {"plan": str(self.fleet.path), "from": self.expansion.source,
+                               "zones": self.expansion.zones, "acted_on": len(self.results),
+                               "untouched": len(self.expansion.untouched),
+                               "states": {s: states.count(s) for s in sorted(set(states))}}
+        if changes_of is not None:
+            doc["changes"] = sum(map(changes_of, self.results))
+        doc["failed_zones"] = [zone for zone, state in zip(self.zones, states) if state == "failed"]
+        return doc

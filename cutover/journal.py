@@ -280,6 +280,13 @@ class Journal:
         ).fetchall()
         return [self._run(r) for r in rows]
 
+    def zone_plans(self, kind: str = "apply") -> list[tuple[str, str]]:
+        """Every (zone, plan file) with a run of ``kind``, in the order each pair first ran:
+        how a fleet finds the zones it changed without asking the provider."""
+        rows = self.db.execute("SELECT zone, plan FROM runs WHERE kind = ? GROUP BY zone, plan ORDER BY MIN(id)",
+                               (kind,)).fetchall()
+        return [(str(zone), str(plan)) for zone, plan in rows]
+
     def last(self, zone: str, kinds: Sequence[str], statuses: Sequence[str]) -> Run | None:
         for run in reversed(self.runs(zone, kinds)):
             if run.status in statuses:

@@ -87,6 +87,12 @@ def render_round_line(doc: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- text that fits
 
 
+def zones_ready(docs: Sequence[Mapping[str, Any]]) -> str:
+    """Several zones watched together (a fleet): how many the verdict lets retire."""
+    ready = sum(1 for d in docs if d["verdict"]["retire"])
+    return f"{ready:,} of {len(docs):,} zones ready to retire"
+
+
 def visible(text: str) -> str:
     """The text without its colour escapes: what takes room on the screen."""
     return _ESCAPE.sub("", text)
@@ -588,14 +594,15 @@ class LiveView:
     def _footer(self, now: datetime, width: int) -> list[str]:
         """When the next round starts and how to stop, or why no round follows."""
         docs = list(self._latest.values())
+        tally = [zones_ready(docs)] if len(docs) > 1 else []
         if self._ending:
-            parts = [self._ending]
+            parts = [*tally, self._ending]
         elif docs and all(d["verdict"]["retire"] for d in docs):
             parts = ["the verdict is reached: no more rounds"]
         elif self.interval is None:  # no round follows (--once)
             return []
         else:
-            parts = [self._countdown(docs, now), STOP_HINT]
+            parts = [*tally, self._countdown(docs, now), STOP_HINT]
         joined = " - ".join(parts)
         if cells(joined) <= width:
             return [joined]

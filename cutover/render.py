@@ -223,3 +223,26 @@ def probe_lines(doc: dict) -> list[str]:
 def _listed(items: Sequence[str]) -> str:
     more = f", +{len(items) - STATUS_PLACES} more" if len(items) > STATUS_PLACES else ""
     return ", ".join(items[:STATUS_PLACES]) + more
+
+
+#: Zones named in a fleet summary's list of failures before "+N more".
+FLEET_FAILED_SHOWN = 10
+
+
+def fleet_text(summary: dict) -> str:
+    """A fleet's summary (``FleetRun.summary``) in one paragraph, after its zones' output."""
+    states = ", ".join(f"{n:,} {state}" for state, n in summary["states"].items()) or "none"
+    source = "from the journal" if summary["from"] == "journal" else "read at the provider"
+    lines = [f"fleet {summary['plan']}: {summary['zones']:,} zone(s) ({source}); {summary['acted_on']:,} acted on: {states}"]
+    if "changes" in summary:
+        lines.append(f"  {summary['changes']:,} change(s) in all")
+    if "retire" in summary:
+        lines.append(f"  {summary['retire']:,} of {summary['acted_on']:,} ready to retire the old server")
+    if summary["untouched"]:
+        lines.append(f"  {summary['untouched']:,} hold none of the moved addresses" if summary["from"] == "provider"
+                     else f"  {summary['untouched']:,} rolled back since")
+    failed = summary["failed_zones"]
+    if failed:
+        more = f", +{len(failed) - FLEET_FAILED_SHOWN:,} more" if len(failed) > FLEET_FAILED_SHOWN else ""
+        lines.append("  failed: " + ", ".join(z.rstrip(".") for z in failed[:FLEET_FAILED_SHOWN]) + more)
+    return "\n".join(lines)

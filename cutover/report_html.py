@@ -114,15 +114,34 @@ def pct(share: float | None) -> str:
 # --------------------------------------------------------------------------- page
 
 
-def render(reports: Sequence[ZoneReport | Mapping[str, Any]], now: float | None = None) -> str:
-    """The whole page. ``reports`` may hold failures (dicts with ``zone`` and ``error``)."""
+#: Zones named in the page's title; more are counted.
+TITLE_ZONES = 5
+
+
+def fleet_section(summary: Mapping[str, Any]) -> str:
+    """A fleet's summary: how many zones, in which state, how many ready to retire."""
+    states = ", ".join(f"{n:,} {esc(state)}" for state, n in summary["states"].items()) or "none"
+    failed = list(summary.get("failed_zones", ()))
+    shown = ", ".join(esc(z.rstrip(".")) for z in failed[:20]) + (f", +{len(failed) - 20:,} more" if len(failed) > 20 else "")
+    rows = [("zones", f"{summary['zones']:,}"), ("acted on", f"{summary['acted_on']:,}: {states}"),
+            ("ready to retire", f"{summary.get('retire', 0):,} of {summary['acted_on']:,}")]
+    if failed:
+        rows.append(("failed", shown))
+    body = "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<section class="fleet"><h2>Fleet {esc(summary["plan"])}</h2><table>{body}</table></section>'
+
+
+def render(reports: Sequence[ZoneReport | Mapping[str, Any]], now: float | None = None,
+           fleets: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The whole page. ``reports`` may hold failures (dicts with ``zone`` and ``error``);
+    ``fleets`` are fleet summaries (``FleetRun.summary``), shown above the zones."""
     generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
     zones = [r.zone if isinstance(r, ZoneReport) else str(r.get("zone", "?")) for r in reports]
     nav = "".join(f'<a href="#zone-{i}">{esc(z)}</a>' for i, z in enumerate(zones, 1))
     sections = "\n".join(
         zone_section(r, i) if isinstance(r, ZoneReport) else failure_section(r, i) for i, r in enumerate(reports, 1)
     )
-    title = "Cutover report: " + ", ".join(zones)
+    title = "Cutover report: " + (", ".join(zones) if len(zones) <= TITLE_ZONES else f"{len(zones):,} zones")
     from cutover.report_world import CSS as WORLD_CSS  # here: report_world draws with this module's esc()
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -139,6 +158,7 @@ def render(reports: Sequence[ZoneReport | Mapping[str, Any]], now: float | None 
 <div>generated <time id="generated" datetime="{esc(generated)}">{esc(generated)}</time>
  &middot; {len(zones)} zone{'s' if len(zones) != 1 else ''}</div>
 <nav>{nav}</nav>
+{"".join(fleet_section(f) for f in fleets)}
 </header>
 <main>
 {sections}

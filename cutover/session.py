@@ -16,7 +16,7 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar, Union
+from typing import Any, Callable, Generic, Iterator, Mapping, Sequence, TypeVar, Union
 
 import dns.exception
 
@@ -40,6 +40,16 @@ from providers.base import Provider
 STATE_DIR = ".cutover"
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Results(Generic[T]):
+    """What ``Session.each`` gives back: every zone's result (or its failure), the worst
+    exit code among the failures, and each fleet's share of the results."""
+
+    items: list[Any]  # T | Failure, in the plans' order
+    worst: int
+    fleets: list[fleetmod.FleetRun]
 
 
 @dataclass(frozen=True)
@@ -170,51 +180,63 @@ class Session:
         return registry.create(plan.provider.type, plan.zone, dict(plan.provider.settings),
                                verify_nameservers=plan.verify.nameservers)
 
-    def each(self, plans: Sequence[AnyPlan], operation: Callable[[planmod.Plan], T]) -> tuple[list[T | Failure], int]:
-        """``operation`` for every zone (a fleet plan stands for each of its zones); a
-        failure is reported (``warn``) and stands in for its zone's result. Returns the
-        results and the worst exit code."""
+    def each(self, plans: Sequence[AnyPlan], operation: Callable[[planmod.Plan], T], *,
+             source: str = fleetmod.LIVE) -> "Results[T]":
+        """``operation`` for every zone, in the plans' order (a fleet plan stands for each
+        of its zones, found as ``source`` says: ``cutover.fleet.LIVE`` and the others); a
+        failure is reported (``warn``) and stands in for its zone's result."""
         results: list[T | Failure] = []
-        worst = 0
-        zones, failed = self.expand(plans)
-        for failure in failed:
-            self.warn(failure.message)
-            results.append(failure)
-            worst = max(worst, failure.exit_code)
-        for plan in zones:
-            try:
-                results.append(operation(plan))
-            except Exception as exc:  # noqa: BLE001 - each zone is its own unit; explain() keeps bugs visible
-                message, code = explain(exc)
-                self.warn(message)
-                results.append(Failure(plan, message, code))
-                worst = max(worst, code)
-        return results, worst
-
-    def expand(self, plans: Sequence[AnyPlan]) -> tuple[list[planmod.Plan], list[Failure]]:
-        """Fleet plans as the plans of their zones (``cutover.fleet``): the zones holding a
-        moved address, or changed by this fleet as the journal says; zones that could not
-        be read are failures of their own, and a fleet whose zones cannot be listed is one."""
-        zones: list[planmod.Plan] = []
-        failed: list[Failure] = []
+        fleets: list[fleetmod.FleetRun] = []
         for plan in plans:
             if isinstance(plan, planmod.Plan):
-                zones.append(plan)
+                results.append(self._one(plan, operation))
                 continue
-            try:
-                found = self._expand(plan)
-            except Exception as exc:  # noqa: BLE001 - a fleet that cannot be listed fails alone
-                message, code = explain(exc)
-                failed.append(Failure(plan, f"{plan.zone}: {message}", code))
+            found = self._expand(plan, source)
+            if isinstance(found, Failure):
+                results.append(found)
                 continue
-            zones += found.plans
-            failed += [Failure(fleetmod.stand_in(plan, zone), f"{zone}: {why}", ProviderError.exit_code)
-                       for zone, why in found.failed]
-            self.progress(f"{plan.zone}: {len(found.plans)} zone(s) to act on, {len(found.untouched)} hold none of "
-                          f"the moved addresses, {len(found.failed)} failed")
-        return zones, failed
+            mine: list[T | Failure] = []
+            for zone, why in found.failed:
+                failure = Failure(fleetmod.stand_in(plan, zone), f"{zone}: {why}", ProviderError.exit_code)
+                self.warn(failure.message)
+                mine.append(failure)
+            mine += [self._one(zone_plan, operation) for zone_plan in found.plans]
+            results += mine
+            fleets.append(fleetmod.FleetRun(plan, found, tuple(mine)))
+        worst = max((r.exit_code for r in results if isinstance(r, Failure)), default=0)
+        return Results(results, worst, fleets)
 
-    def _expand(self, f: fleetmod.FleetPlan) -> fleetmod.Expansion:
+    def _one(self, plan: planmod.Plan, operation: Callable[[planmod.Plan], T]) -> T | Failure:
+        try:
+            return operation(plan)
+        except Exception as exc:  # noqa: BLE001 - each zone is its own unit; explain() keeps bugs visible
+            message, code = explain(exc)
+            self.warn(message)
+            return Failure(plan, message, code)
+
+    def _expand(self, f: fleetmod.FleetPlan, source: str) -> fleetmod.Expansion | Failure:
+        """A fleet plan as the plans of its zones (``cutover.fleet``); a fleet whose zones
+        cannot be listed is one failure, a zone that cannot be read is its own."""
+        try:
+            found = self._from_journal(f, source) if source != fleetmod.LIVE else None
+            found = found or self._from_provider(f)
+        except Exception as exc:  # noqa: BLE001 - a fleet that cannot be listed fails alone
+            message, code = explain(exc)
+            self.warn(f"{f.zone}: {message}")
+            return Failure(f, f"{f.zone}: {message}", code)
+        self.progress(f"{f.zone}: {len(found.plans)} zone(s) to act on ({found.source}), {len(found.untouched)} "
+                      f"without the moved addresses, {len(found.failed)} failed")
+        return found
+
+    def _from_journal(self, f: fleetmod.FleetPlan, source: str) -> fleetmod.Expansion | None:
+        """The zones this fleet changed, from the journal; None when it changed none yet."""
+        journal = self.journal(fleetmod.stand_in(f, "."))
+        zones = fleetmod.journalled_zones(f, journal.zone_plans())
+        if not zones:
+            return None
+        return fleetmod.from_journal(f, zones, journal.runs, rolled_back=source == fleetmod.HISTORY)
+
+    def _from_provider(self, f: fleetmod.FleetPlan) -> fleetmod.Expansion:
         settings = dict(fleetmod.stand_in(f, ".").provider.settings)
         if f.zones is None:
             lister = registry.create(f.provider_type, ".", settings)

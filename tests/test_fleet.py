@@ -102,3 +102,44 @@ def test_a_fleet_expands_into_the_zones_that_hold_a_moved_address(tmp_path):
     assert found.untouched == ("b.example.",)
     assert found.failed == (("broken.example.", "OSError: connection refused"),)
     assert said == ["fleet fleet.yaml: read 3 of 3 zones, 1 to change"]
+
+
+def _applied(journal: Journal, zone: str, plan: str, kind: str = "apply") -> None:
+    before = RecordSet(f"www.{zone}", "A", 300, ("198.51.100.10",))
+    after = RecordSet(f"www.{zone}", "A", 300, ("203.0.113.10",))
+    change = Change(before, after) if kind == "apply" else Change(after, before)
+    run = journal.begin(kind, zone, plan, "d", [change])
+    journal.mark(run, "applied", changed=1.0)
+    journal.mark(run, "verified", finished=1.0)
+
+
+def test_an_applied_fleet_is_found_in_the_journal_without_the_provider(tmp_path):
+    f = load(tmp_path, FLEET)
+    journal = Journal(tmp_path / "state")
+    try:
+        _applied(journal, "a.example.", str(f.path))
+        _applied(journal, "b.example.", "../elsewhere/" + f.path.name)  # the same file, named from another directory
+        _applied(journal, "c.example.", str(tmp_path / "other-fleet.yaml"))
+        _applied(journal, "b.example.", str(f.path), kind="rollback")
+        zones = fleet.journalled_zones(f, journal.zone_plans())
+        assert zones == ["a.example.", "b.example."]
+        watching = fleet.from_journal(f, zones, journal.runs, rolled_back=False)
+        assert [p.zone for p in watching.plans] == ["a.example."] and watching.untouched == ("b.example.",)
+        assert watching.source == "journal" and watching.zones == 2
+        assert watching.plans[0].records[0].from_ == ("198.51.100.10",)
+        history = fleet.from_journal(f, zones, journal.runs, rolled_back=True)  # status and report tell it all
+        assert [p.zone for p in history.plans] == ["a.example.", "b.example."]
+    finally:
+        journal.close()
+
+
+def test_a_fleet_summary_counts_zones_by_state(tmp_path):
+    f = load(tmp_path, FLEET)
+    plans = tuple(fleet.zone_plan(f, z, [{"name": "www", "type": "A", "from": ["198.51.100.10"], "to": ["203.0.113.10"]}])
+                  for z in ("a.example", "b.example", "c.example"))
+    expansion = fleet.Expansion(plans, ("quiet.example.",), (("broken.example.", "OSError: refused"),))
+    results = ("FAILED", "verified", "verified", "unverified")  # the failed read's stand-in first, then each zone
+    summary = fleet.FleetRun(f, expansion, results).summary(lambda r: r.lower() if r == "FAILED" else r, lambda r: 1)
+    assert summary == {"plan": str(f.path), "from": "provider", "zones": 5, "acted_on": 4, "untouched": 1,
+                       "states": {"failed": 1, "unverified": 1, "verified": 2}, "changes": 4,
+                       "failed_zones": ["broken.example."]}

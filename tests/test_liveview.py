@@ -250,6 +250,15 @@ def test_footer_counts_down_and_says_how_to_stop():
     assert STOP_HINT not in once.getvalue() and "next round" not in once.getvalue()
 
 
+def test_several_zones_the_footer_counts_those_ready_to_retire():
+    view, out = draw(sample_doc(zone="a.example."), 100)
+    view.update(sample_doc(retire=True, zone="b.example."))
+    view.update(sample_doc(zone="c.example."))
+    assert frame_lines(out)[-1] == f"1 of 3 zones ready to retire - next round in 25s - {STOP_HINT}"
+    view.close("stopped")
+    assert frame_lines(out)[-1] == "1 of 3 zones ready to retire - stopped"
+
+
 def test_colour_only_when_asked():
     _, out = draw(sample_doc(retire=True), 80, color=True)
     assert "\x1b[32m" in out.getvalue() and "can be switched off" in out.getvalue()

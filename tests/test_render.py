@@ -84,3 +84,18 @@ def test_status_names_at_most_a_dozen_places_per_line_and_skips_rounds_without_p
     assert "probes" not in _status(old)
     assert "  probes: no probe answers in this round" in _status(probe_round([], in_flight=1))
     assert "      globalping: 1 in flight, no answers yet" in _status(probe_round([], in_flight=1))
+
+
+def test_a_fleet_summary_in_a_few_lines():
+    summary = {"plan": "fleet.yaml", "from": "provider", "zones": 2000, "acted_on": 1800, "untouched": 190,
+               "states": {"failed": 12, "verified": 1788}, "changes": 2700,
+               "failed_zones": [f"z{i}.test." for i in range(12)]}
+    assert render.fleet_text(summary).splitlines() == [
+        "fleet fleet.yaml: 2,000 zone(s) (read at the provider); 1,800 acted on: 12 failed, 1,788 verified",
+        "  2,700 change(s) in all",
+        "  190 hold none of the moved addresses",
+        "  failed: z0.test, z1.test, z2.test, z3.test, z4.test, z5.test, z6.test, z7.test, z8.test, z9.test, +2 more"]
+    later = dict(summary, **{"from": "journal", "untouched": 3, "failed_zones": [], "retire": 1700})
+    del later["changes"]
+    assert render.fleet_text(later).splitlines()[1:] == ["  1,700 of 1,800 ready to retire the old server",
+                                                         "  3 rolled back since"]

@@ -272,6 +272,21 @@ def test_several_zones_one_section_each(tmp_path, story):
     assert "No report: <locked>" in "".join(dom.text)
 
 
+def test_a_fleet_summary_heads_the_page(tmp_path, story):
+    plan, journal = story
+    summary = {"plan": "fleet.yaml", "from": "journal", "zones": 2000, "acted_on": 1800, "untouched": 200,
+               "states": {"ready to retire": 1500, "not yet": 270, "failed": 30}, "retire": 1500,
+               "failed_zones": [f"z{i}.test." for i in range(30)]}
+    reports = [report.build(plan, journal, now=T0 + 700)] * 6
+    page = report_html.render(reports, now=T0, fleets=[summary])
+    dom = parse(page)
+    fleet = next(s for s in dom.find("section") if s.get("class") == "fleet")
+    assert fleet is not None and "Fleet fleet.yaml" in page
+    assert "1,500 ready to retire, 270 not yet, 30 failed" in page and "1,500 of 1,800" in page
+    assert "z19.test, +10 more" in page and "z20.test" not in page
+    assert "<title>Cutover report: 6 zones</title>" in page
+
+
 # ------------------------------------------------------------------ CLI and status
 
 

@@ -16,8 +16,9 @@ def test_each_zone_is_its_own_unit(write_plan, tmp_path):
                 raise ProviderError("the API said no")
             return plan.zone
 
-        results, worst = s.each(plans, operation)
-    assert worst == 3 and warned == ["the API said no"]
+        done = s.each(plans, operation)
+    results, worst = done.items, done.worst
+    assert worst == 3 and done.fleets == [] and warned == ["the API said no"]
     assert isinstance(results[0], Failure) and results[0].as_dict()["exit_code"] == 3
     assert results[1] == "example.org."
 

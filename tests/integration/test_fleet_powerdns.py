@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -61,8 +62,9 @@ def fleet_zones(pdns_server: PdnsServer) -> list[str]:  # noqa: F811
         pdns_server.delete_zone(zone)
 
 
-def cutover(tmp_path: Path, server: PdnsServer, *args: str, expect: int | None = 0) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PDNS_API_KEY": server.api_key}
+def cutover(tmp_path: Path, server: PdnsServer, *args: str, expect: int | None = 0,
+            key: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PDNS_API_KEY": key or server.api_key}
     result = subprocess.run([sys.executable, "-m", "cutover", *args], cwd=tmp_path, capture_output=True, text=True,
                             timeout=1200, env=env)
     if expect is not None:
@@ -88,6 +90,9 @@ def test_a_fleet_renumbers_every_zone_and_rolls_back(tmp_path, pdns_server, flee
     diff = cutover(tmp_path, pdns_server, "diff", str(plan), "--format", "json", expect=1)
     plans = json.loads(diff.stdout)["plans"]
     assert sorted(p["zone"] for p in plans) == sorted(moved)  # every tenth zone holds none of the address
+    assert json.loads(diff.stdout)["fleets"] == [{
+        "plan": str(plan), "from": "provider", "zones": ZONES, "acted_on": len(moved), "untouched": ZONES - len(moved),
+        "states": {"changes pending": len(moved)}, "changes": len(moved) + ZONES // 2, "failed_zones": []}]
     first = next(p for p in plans if p["zone"] == fleet_zones[0])
     assert {(c["name"], c["type"]) for c in first["changes"]} == {(f"www.{fleet_zones[0]}", "A"), (fleet_zones[0], "TXT")}
 
@@ -96,6 +101,7 @@ def test_a_fleet_renumbers_every_zone_and_rolls_back(tmp_path, pdns_server, flee
     took = time.monotonic() - started
     outcomes = json.loads(applied.stdout)["plans"]
     assert len(outcomes) == len(moved) and {o["status"] for o in outcomes} == {"verified"}, took
+    assert json.loads(applied.stdout)["fleets"][0]["states"] == {"verified": len(moved)}
     assert ask(pdns_server, f"www.{fleet_zones[0]}", "A") == {NEW}
     assert ask(pdns_server, fleet_zones[0], "TXT") == {f'"v=spf1 ip4:{NEW} -all"'}
     assert ask(pdns_server, f"www.{fleet_zones[9]}", "A") == {"192.0.2.9"}  # untouched
@@ -108,9 +114,23 @@ def test_a_fleet_renumbers_every_zone_and_rolls_back(tmp_path, pdns_server, flee
     assert watched.returncode in (0, 1) and sorted(r["zone"] for r in rounds) == sorted(moved)
     assert all(rec["counts"]["new"] == 1 for r in rounds for rec in r["records"])
 
-    status = json.loads(cutover(tmp_path, pdns_server, "status", str(plan), "--format", "json").stdout)["plans"]
-    assert len(status) == len(moved) and all(p["runs"][-1]["status"] == "verified" for p in status)
+    text = cutover(tmp_path, pdns_server, "watch", str(plan), "--once", expect=None).stdout  # a log: one line a round
+    assert re.search(rf"^round 2: \d+ of {len(moved)} zones ready to retire$", text, re.M), text[-500:]
 
-    cutover(tmp_path, pdns_server, "rollback", str(plan), "--yes")
+    # status and report need only the journal: a wrong API key, from another directory, is no matter
+    elsewhere = cutover(tmp_path.parent, pdns_server, "status", f"{tmp_path.name}/fleet.yaml", "--format", "json",
+                        key="wrong")
+    status = json.loads(elsewhere.stdout)
+    assert len(status["plans"]) == len(moved) and all(p["runs"][-1]["status"] == "verified" for p in status["plans"])
+    assert status["fleets"][0] == {
+        "plan": f"{tmp_path.name}/fleet.yaml", "from": "journal", "zones": len(moved), "acted_on": len(moved),
+        "untouched": 0, "states": {"apply verified": len(moved)}, "failed_zones": [], "retire": len(moved)}
+
+    rolled = cutover(tmp_path, pdns_server, "rollback", str(plan), "--yes")
+    assert f"{len(moved)} acted on: {len(moved)} verified" in rolled.stdout
     assert ask(pdns_server, f"www.{fleet_zones[0]}", "A") == {OLD}
     assert ask(pdns_server, fleet_zones[0], "TXT") == {f'"v=spf1 ip4:{OLD} -all"'}
+    assert "nothing to watch" in cutover(tmp_path, pdns_server, "watch", str(plan), "--once", expect=2).stderr
+    report = json.loads(cutover(tmp_path, pdns_server, "report", str(plan), "--format", "json").stdout)
+    assert report["fleets"][0]["states"] == {"changed since the last round": len(moved)}  # the rollback
+    assert report["fleets"][0]["untouched"] == 0 and len(report["plans"]) == len(moved)
