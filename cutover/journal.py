@@ -13,16 +13,15 @@ Run states::
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, ContextManager, Sequence
 
+from cutover import statedir
 from cutover.errors import StateError
 from cutover.records import Change, RecordKey, RecordSet
 from cutover.times import iso
@@ -160,17 +159,12 @@ class Journal:
         self.directory = Path(directory)
         self._lock_fd: int | None = None
         self._watch_fd: int | None = None
-        _make_directory(self.directory)
+        statedir.make_directory(self.directory)
         try:
-            db = self.directory / DB_NAME
-            if not db.exists():
-                os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
-            self.db = sqlite3.connect(db, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=DELETE")
-            self.db.execute("PRAGMA synchronous=FULL")
+            self.db = statedir.connect(self.directory / DB_NAME, "journal_mode=DELETE", "synchronous=FULL")
             self.db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise StateError(f"state directory {self.directory}: cannot use the journal ({_reason(exc)})") from None
+            raise StateError(f"state directory {self.directory}: cannot use the journal ({statedir.reason(exc)})") from None
 
     def close(self) -> None:
         self.unlock()
@@ -191,20 +185,7 @@ class Journal:
                                                          "its rounds are in `cutover status`")
 
     def _take(self, name: str, why: str) -> int:
-        path = self.directory / name
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-        except OSError as exc:
-            raise StateError(f"state directory {self.directory}: cannot create the lock ({_reason(exc)})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise StateError(f"state directory {self.directory} is locked by {holder}: {why}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-        return fd
+        return statedir.take_lock(self.directory, name, why)
 
     def unlock(self) -> None:
         for fd in (self._lock_fd, self._watch_fd):
@@ -212,18 +193,8 @@ class Journal:
                 os.close(fd)
         self._lock_fd = self._watch_fd = None
 
-    @contextmanager
-    def _txn(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StateError(f"state directory {self.directory}: journal write failed ({_reason(exc)})") from None
+    def _txn(self) -> ContextManager[sqlite3.Connection]:
+        return statedir.transaction(self.db, self.directory, "journal")
 
     # ------------------------------------------------------------------ runs
 
@@ -366,22 +337,3 @@ class Journal:
 
     def round_count(self, zone: str) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM rounds WHERE zone = ?", (zone,)).fetchone()[0])
-
-
-def _make_directory(directory: Path) -> None:
-    """Create the state directory; a file in the way is named as such, not "File exists"."""
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        blocker = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), directory)
-        what = "" if blocker == directory else f"{blocker} "
-        raise StateError(f"state directory {directory}: {what}is a file, not a directory; "
-                         "move the file away or give --state another directory") from None
-    except OSError as exc:
-        raise StateError(f"state directory {directory}: cannot be created ({_reason(exc)})") from None
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__

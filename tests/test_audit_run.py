@@ -109,7 +109,7 @@ def test_one_audit_per_state_directory(tmp_path):
         with pytest.raises(StateError, match=r"is locked by pid \d+: another `cutover audit` is running there"):
             AuditStore(tmp_path, {"old": []})
     (tmp_path / "file").write_text("")
-    with pytest.raises(StateError, match="a file is in the way"):
+    with pytest.raises(StateError, match="is a file, not a directory"):
         AuditStore(tmp_path / "file", {})
 
 

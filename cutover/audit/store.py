@@ -14,16 +14,15 @@ writers would each believe the other's domains still to be done.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import sqlite3
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, ContextManager, Iterable, Mapping, Sequence
 
+from cutover import statedir
 from cutover.errors import StateError
 
 DB_NAME = "audit.sqlite3"
@@ -59,38 +58,18 @@ class AuditStore:
     def __init__(self, directory: Path, params: Mapping[str, Any]) -> None:
         self.directory = Path(directory)
         self.run = run_key(params)
-        _make_directory(self.directory)
-        self._lock_fd = self._lock()
+        statedir.make_directory(self.directory)
+        self._lock_fd = statedir.take_lock(self.directory, LOCK_NAME, "another `cutover audit` is running there; "
+                                                                      "wait for it, or give --state another directory")
         try:
-            db = self.directory / DB_NAME
-            if not db.exists():
-                os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
-            self.db = sqlite3.connect(db, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")  # a commit per batch stays cheap
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db = statedir.connect(self.directory / DB_NAME, "journal_mode=WAL",  # a commit per batch stays cheap
+                                       "synchronous=NORMAL")
             self.db.executescript(SCHEMA)
             self.db.execute("INSERT OR IGNORE INTO audit_runs (run, params, created) VALUES (?, ?, ?)",
                             (self.run, json.dumps(params, sort_keys=True), time.time()))
         except (OSError, sqlite3.Error) as exc:
             os.close(self._lock_fd)
-            raise StateError(f"state directory {self.directory}: cannot use {DB_NAME} ({_reason(exc)})") from None
-
-    def _lock(self) -> int:
-        path = self.directory / LOCK_NAME
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-        except OSError as exc:
-            raise StateError(f"state directory {self.directory}: cannot create the lock ({_reason(exc)})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise StateError(f"state directory {self.directory} is locked by {holder}: another `cutover audit` "
-                             "is running there; wait for it, or give --state another directory") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-        return fd
+            raise StateError(f"state directory {self.directory}: cannot use {DB_NAME} ({statedir.reason(exc)})") from None
 
     def close(self) -> None:
         self.db.close()
@@ -139,27 +118,5 @@ class AuditStore:
             out[domain] = doc
         return out
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-
-
-def _make_directory(directory: Path) -> None:
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise StateError(f"state directory {directory}: a file is in the way; give --state another directory") from None
-    except OSError as exc:
-        raise StateError(f"state directory {directory}: cannot be created ({_reason(exc)})") from None
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
+    def _transaction(self) -> ContextManager[sqlite3.Connection]:
+        return statedir.transaction(self.db, self.directory, "audit results")

@@ -241,46 +241,21 @@ def _skip(wire: bytes, pos: int, limit: int, suffixes: dict[int, bytes], qend: i
     first = wire[pos]
     if first >= 0xC0 and pos + 2 <= limit and (((first & 0x3F) << 8) | wire[pos + 1]) in suffixes:
         return pos + 2  # a pointer to the question's name: before pos, and a valid name
-    biggest = start = pos
-    after = -1
-    hops = 0
-    total = 1
-    while True:
-        if pos >= limit:
-            raise _Refuse
-        count = wire[pos]
-        if count == 0:
-            break
-        if count < 64:
-            pos += 1 + count
-            if pos > limit:
-                raise _Refuse
-            total += count + 1
-        elif count >= 192:
-            if pos + 2 > limit:
-                raise _Refuse
-            target = ((count & 0x3F) << 8) | wire[pos + 1]
-            hops += 1
-            if target >= biggest or hops > MAX_HOPS:
-                raise _Refuse
-            if after < 0:
-                after = pos + 2
-            suffix = suffixes.get(target)
-            if suffix is not None and start >= qend:
-                total += len(suffix)
-                break
-            limit = start
-            biggest = start = pos = target
-        else:
-            raise _Refuse
-    if total > 255:
-        raise _Refuse
-    return after if after >= 0 else pos + 1
+    return _walk(wire, pos, limit, suffixes, qend, None)
 
 
 def _name(wire: bytes, pos: int, limit: int, suffixes: dict[int, bytes], qend: int) -> tuple[bytes, int]:
-    """A (possibly compressed) name at ``pos``: its comparison key and where the record
-    goes on. Follows dns.name.from_wire_parser's rules exactly; refuses what it refuses.
+    """A (possibly compressed) name at ``pos``: its comparison key and where the record goes on."""
+    parts: list[bytes] = []
+    pos = _walk(wire, pos, limit, suffixes, qend, parts)
+    key = parts[0] if len(parts) == 1 else b"".join(parts)
+    return key.lower(), pos
+
+
+def _walk(wire: bytes, pos: int, limit: int, suffixes: dict[int, bytes], qend: int, parts: list[bytes] | None) -> int:
+    """Walk the name at ``pos`` and say where the record goes on; with ``parts``, collect
+    the name's pieces too. Follows dns.name.from_wire_parser's rules exactly and refuses
+    what it refuses.
 
     A pointer to a label boundary of the question's name ends the walk with that
     suffix: the question lies wholly before any name after it, has no pointers and is
@@ -289,13 +264,13 @@ def _name(wire: bytes, pos: int, limit: int, suffixes: dict[int, bytes], qend: i
     after = -1
     hops = 0
     total = 1
-    parts = []
     while True:
         if pos >= limit:
             raise _Refuse
         count = wire[pos]
         if count == 0:
-            parts.append(wire[start:pos])
+            if parts is not None:
+                parts.append(wire[start:pos])
             pos = after if after >= 0 else pos + 1
             break
         if count < 64:
@@ -310,12 +285,14 @@ def _name(wire: bytes, pos: int, limit: int, suffixes: dict[int, bytes], qend: i
             hops += 1
             if target >= biggest or hops > MAX_HOPS:
                 raise _Refuse
-            parts.append(wire[start:pos])
+            if parts is not None:
+                parts.append(wire[start:pos])
             if after < 0:
                 after = pos + 2
             suffix = suffixes.get(target)
             if suffix is not None and start >= qend:
-                parts.append(suffix)
+                if parts is not None:
+                    parts.append(suffix)
                 total += len(suffix)
                 pos = after
                 break
@@ -325,8 +302,7 @@ def _name(wire: bytes, pos: int, limit: int, suffixes: dict[int, bytes], qend: i
             raise _Refuse  # label types 0x40 and 0x80
     if total > 255:
         raise _Refuse
-    key = parts[0] if len(parts) == 1 else b"".join(parts)
-    return key.lower(), pos
+    return pos
 
 
 def _final(answer: _Groups, name: bytes, rdtype: int) -> list | None | bool:

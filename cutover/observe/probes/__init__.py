@@ -18,11 +18,12 @@ Every service module offers the same small surface, which ``schedule`` drives:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import requests
 
 from cutover.observe.types import Answer, Target
+from cutover.records import shorten
 from providers.httpclient import ApiError
 
 #: ``Resolver.group`` of every probe answer, so that output can show and count them apart.
@@ -37,6 +38,19 @@ def api_session(authorization: str | None) -> requests.Session:
     if authorization:
         session.headers["Authorization"] = authorization
     return session
+
+
+def error_message(response: requests.Response, describe: Callable[[Mapping[str, Any]], str]) -> str:
+    """An API's error text, short enough for a round: the JSON ``error`` object as
+    ``describe`` words it (each service shapes it its own way), else the body itself."""
+    try:
+        body = response.json()
+    except ValueError:
+        return shorten(" ".join(response.text.split()), 200) or response.reason or ""
+    err = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(err, Mapping):
+        return shorten(str(body), 200)
+    return shorten(describe(err), 300)
 
 
 class RateLimited(ApiError):

@@ -60,6 +60,7 @@ import dns.rdatatype
 import requests
 
 from cutover.observe.classify import read_response
+from cutover.observe import probes
 from cutover.observe.probes import PROBE, Progress, RateLimited, api_session
 from cutover.observe.probes.atlas_settings import (  # noqa: F401 - the service's surface, read as atlas.NAME
     SERVICE, DEFAULT_URL, DNS_UDP_CREDITS, DNS_TCP_CREDITS, ONE_OFF_FACTOR, PROBES_PER_MEASUREMENT,
@@ -127,13 +128,10 @@ class AtlasLimited(RateLimited):
 
 def error_message(response: requests.Response) -> str:
     """The API's error text: ``{"error": {"title", "detail", "errors": [{"source": {"pointer"}, "detail"}]}}``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return shorten(" ".join(response.text.split()), 200) or response.reason or ""
-    err = body.get("error") if isinstance(body, Mapping) else None
-    if not isinstance(err, Mapping):
-        return shorten(str(body), 200)
+    return probes.error_message(response, _describe)
+
+
+def _describe(err: Mapping[str, Any]) -> str:
     text = str(err.get("detail") or err.get("title") or "")
     details = []
     for item in err.get("errors") or ():
@@ -141,9 +139,7 @@ def error_message(response: requests.Response) -> str:
             source = item.get("source")
             pointer = source.get("pointer") if isinstance(source, Mapping) else None
             details.append(f"{pointer}: {item.get('detail')}" if pointer else str(item.get("detail")))
-    if details:
-        text += " (" + "; ".join(details) + ")"
-    return shorten(text, 300)
+    return text + (" (" + "; ".join(details) + ")" if details else "")
 
 
 @dataclass(frozen=True)

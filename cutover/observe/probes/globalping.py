@@ -37,6 +37,7 @@ import dns.rrset
 import requests
 
 from cutover.observe.classify import read_response
+from cutover.observe import probes
 from cutover.observe.probes import PROBE, Progress, RateLimited, api_session, SettingError
 from cutover.observe.types import Answer, Target, Vantage
 from cutover.records import shorten
@@ -280,18 +281,15 @@ class GlobalpingLimited(RateLimited):
 
 def error_message(response: requests.Response) -> str:
     """The API's error text: ``{"error": {"type", "message", "params": {field: why}}}``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return shorten(" ".join(response.text.split()), 200) or response.reason or ""
-    err = body.get("error") if isinstance(body, Mapping) else None
-    if not isinstance(err, Mapping):
-        return shorten(str(body), 200)
+    return probes.error_message(response, _describe)
+
+
+def _describe(err: Mapping[str, Any]) -> str:
     params = err.get("params")
     text = str(err.get("message", "")) or str(err.get("type", ""))
     if isinstance(params, Mapping) and params:
         text += " (" + "; ".join(f"{k}: {v}" for k, v in params.items()) + ")"
-    return shorten(text, 300)
+    return text
 
 
 class GlobalpingClient:
