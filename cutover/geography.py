@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
-from cutover.observe.types import ANSWERED, FILTERED
+from cutover.observe.types import ANSWERED, FILTERED, Counted
 from cutover.times import duration, parse_iso
 
 #: The two-letter continent codes Globalping and RIPE Atlas use, and how people say them.
@@ -189,7 +189,7 @@ def _moment(text: Any) -> float | None:
 
 
 @dataclass(frozen=True)
-class Tally:
+class Tally(Counted):
     """How a group of probe answers split between the states, and how old they are.
 
     The classes are the ones every count uses: ``new``/``old``/``other`` answer, the
@@ -221,21 +221,9 @@ class Tally:
         return cls(**count, youngest=min(ages, default=None), oldest=max(ages, default=None))
 
     @property
-    def answering(self) -> int:
-        return self.new + self.old + self.other
-
-    @property
-    def asked(self) -> int:
-        return self.answering + self.error + self.filtered
-
-    @property
     def behind(self) -> int:
         """Answering, but not (yet) with the new data."""
         return self.old + self.other
-
-    @property
-    def share(self) -> float | None:
-        return self.new / self.answering if self.answering else None
 
     @property
     def tone(self) -> str:

@@ -100,13 +100,11 @@ class ResolverRow:
 
 
 @dataclass(frozen=True)
-class CountryRow:
-    """One country's probe answers (each probe's latest, about every record), for the
-    world view: ``tone`` is ``geography.TONES``' colour, ages are seconds before the last round."""
+class ProbeCounts:
+    """A group of probe answers (each probe's latest, about every record) by state, as
+    ``_counts`` turns a ``geography.Tally``: ``tone`` is ``geography.TONES``' colour,
+    ages are seconds before the last round."""
 
-    continent: str
-    continent_name: str
-    country: str
     new: int
     old: int
     other: int
@@ -115,30 +113,29 @@ class CountryRow:
     answering: int
     share: float | None
     tone: str
-    networks: tuple[str, ...]
-    cities: tuple[str, ...]
     youngest: float | None
     oldest: float | None
 
 
 @dataclass(frozen=True)
-class NetworkRow:
+class CountryRow(ProbeCounts):
+    """One country's probe answers, for the world view."""
+
+    continent: str
+    continent_name: str
+    country: str
+    networks: tuple[str, ...]
+    cities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NetworkRow(ProbeCounts):
     """One network's probe answers: a stale cache is often one ISP's, in every country it serves."""
 
     network: str  # AS2516, or the name when no ASN was given
     asn: int | None
     name: str
     countries: tuple[str, ...]
-    new: int
-    old: int
-    other: int
-    error: int
-    filtered: int
-    answering: int
-    share: float | None
-    tone: str
-    youngest: float | None
-    oldest: float | None
 
 
 @dataclass(frozen=True)

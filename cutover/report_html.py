@@ -114,6 +114,25 @@ def pct(share: float | None) -> str:
 # --------------------------------------------------------------------------- page
 
 
+def stamp(now: float | None = None) -> str:
+    """A page's "generated" time: UTC, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
+
+
+def page_start(title: str, css: str) -> str:
+    """A self-contained page's opening, up to ``<body>``: no script, no outside resource."""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="cutover">
+<title>{esc(title)}</title>
+<style>{css}</style>
+</head>
+<body>"""
+
+
 #: Zones named in the page's title; more are counted.
 TITLE_ZONES = 5
 
@@ -135,7 +154,7 @@ def render(reports: Sequence[ZoneReport | Mapping[str, Any]], now: float | None 
            fleets: Sequence[Mapping[str, Any]] = ()) -> str:
     """The whole page. ``reports`` may hold failures (dicts with ``zone`` and ``error``);
     ``fleets`` are fleet summaries (``FleetRun.summary``), shown above the zones."""
-    generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
+    generated = stamp(now)
     zones = [r.zone if isinstance(r, ZoneReport) else str(r.get("zone", "?")) for r in reports]
     nav = "".join(f'<a href="#zone-{i}">{esc(z)}</a>' for i, z in enumerate(zones, 1))
     sections = "\n".join(
@@ -143,16 +162,7 @@ def render(reports: Sequence[ZoneReport | Mapping[str, Any]], now: float | None 
     )
     title = "Cutover report: " + (", ".join(zones) if len(zones) <= TITLE_ZONES else f"{len(zones):,} zones")
     from cutover.report_world import CSS as WORLD_CSS  # here: report_world draws with this module's esc()
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="cutover">
-<title>{esc(title)}</title>
-<style>{CSS}{WORLD_CSS}</style>
-</head>
-<body>
+    return f"""{page_start(title, CSS + WORLD_CSS)}
 <header class="page">
 <h1>Cutover report</h1>
 <div>generated <time id="generated" datetime="{esc(generated)}">{esc(generated)}</time>

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from typing import Any, Sequence
 
 from tabulate import tabulate
 
 from cutover.audit.classify import STATUSES, DomainResult, RecordResult, relative
 from cutover.audit.run import AuditReport
-from cutover.report_html import CSS as REPORT_CSS, esc
+from cutover.report_html import CSS as REPORT_CSS, esc, page_start, stamp
 
 #: Order of the statuses in the HTML page: what needs action first.
 URGENCY = ("unreachable", "old", "mixed", "elsewhere", "moved")
@@ -48,7 +47,7 @@ def document(report: AuditReport) -> dict[str, Any]:
         entry["line"] = domain.line
         if domain.fields:
             entry["fields"] = dict(domain.fields)
-        entry["audited"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(audited)) if audited else None
+        entry["audited"] = stamp(audited) if audited else None
         domains.append(entry)
     return {
         "domains": domains,
@@ -108,7 +107,7 @@ table.audit td.detail { overflow-wrap:anywhere; }
 def html_page(report: AuditReport, now: float | None = None) -> str:
     """One self-contained page: counts per status, then every domain, the ones needing
     action first. No script, no external resource; every outside value escaped."""
-    generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
+    generated = stamp(now)
     request = report.request
     cards = "".join(
         f'<div class="card" data-status="{s}"><div class="share">{report.counts.get(s, 0):,}</div>'
@@ -117,16 +116,7 @@ def html_page(report: AuditReport, now: float | None = None) -> str:
     rows = "\n".join(_row(domain.name, result) for domain, result, _ in ordered)
     old = ", ".join(sorted(request.old))
     new = ", ".join(sorted(request.new))
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="cutover">
-<title>Audit: {esc(request.domains.path.name)}</title>
-<style>{REPORT_CSS}{CSS}</style>
-</head>
-<body>
+    return f"""{page_start(f"Audit: {request.domains.path.name}", REPORT_CSS + CSS)}
 <header class="page">
 <h1>DNS audit</h1>
 <div>generated <time id="generated" datetime="{esc(generated)}">{esc(generated)}</time>

@@ -180,8 +180,32 @@ class Round:
         return tuple(a for a in self.answers if a.resolver.group not in NON_RECURSIVE)
 
 
+class Counted:
+    """What anything counting answers by state can say: how many answered (new, old or
+    other: errors and filtered answers say nothing about propagation), how many were
+    asked, and the share of new among those answering (None when nobody answered)."""
+
+    new: int
+    old: int
+    other: int
+    error: int
+    filtered: int
+
+    @property
+    def answering(self) -> int:
+        return self.new + self.old + self.other
+
+    @property
+    def asked(self) -> int:
+        return self.answering + self.error + self.filtered
+
+    @property
+    def share(self) -> float | None:
+        return self.new / self.answering if self.answering else None
+
+
 @dataclass(frozen=True)
-class RecordSummary:
+class RecordSummary(Counted):
     """Per record: how the resolvers asked about it split between the states.
 
     ``share`` is new / (new + old + other): errors and filtered answers say nothing about
@@ -198,21 +222,9 @@ class RecordSummary:
     answers: tuple[Answer, ...] = field(default=(), repr=False)
 
     @property
-    def answering(self) -> int:
-        return self.new + self.old + self.other
-
-    @property
-    def asked(self) -> int:
-        return self.answering + self.error + self.filtered
-
-    @property
     def silent(self) -> int:
         """Asked but said nothing about the data (an error class)."""
         return self.error
-
-    @property
-    def share(self) -> float | None:
-        return self.new / self.answering if self.answering else None
 
     def reached(self, threshold: float) -> bool:
         return reached(self.answering, self.share, threshold)
