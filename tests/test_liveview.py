@@ -17,22 +17,8 @@ from typing import Any
 import pyte
 import pytest
 
-from cutover.liveview import (
-    STOP_HINT,
-    Block,
-    LiveView,
-    Panel,
-    cells,
-    clip,
-    clip_middle,
-    erase,
-    fit_height,
-    fold,
-    redraw,
-    render_round_line,
-    rows_of,
-    visible,
-)
+from cutover.liveview import STOP_HINT, LiveView, Panel, render_round_line
+from cutover.terminal import cells, visible
 from cutover.observe.types import Answer, Round, Target
 from cutover.records import normalise_values
 from cutover.resolvers import Resolver
@@ -266,28 +252,11 @@ def test_colour_only_when_asked():
     assert "\x1b[3" not in plain.getvalue() and "\x1b[1m" not in plain.getvalue()
 
 
-def test_text_helpers():
-    assert clip("abcdef", 4) == "abc…" and clip("abc", 3) == "abc" and clip("abcdef", 4, "...") == "a..."
-    painted = "\x1b[32m" + "x" * 10 + "\x1b[0m"
-    assert cells(clip(painted, 5)) == 5 and clip(painted, 5).endswith("\x1b[0m")  # colour cannot leak
-    assert cells("日本") == 4 and cells(clip("日本語です", 5)) <= 5
-    assert clip_middle("resolver-7-frankfurt", 11) == "resol…kfurt" and clip_middle("short", 11) == "short"
-    assert fold("one two three four five", 12, "> ", "  ", 2) == ["> one two", "  three fou…"]
-    assert fit_height([Block(["h"]), Block([f"r{i}" for i in range(10)], "records"), Block(["v"])], 5) == \
-        ["h", "r0", "r1", "  … 8 more records (a taller terminal shows them)", "v"]
+def test_compact_below_100_columns():
     assert Panel(99).compact and not Panel(100).compact
 
 
 # --------------------------------------------------------------------------- redrawing
-
-
-def test_rows_are_counted_on_the_screen_not_in_the_text():
-    assert rows_of([0, 79, 80], 80) == 3  # an empty line takes a row; a full one does not wrap
-    assert rows_of([81, 160, 161], 80) == 2 + 2 + 3
-    assert erase([], 80) == ""
-    assert erase([10, 0, 79], 80) == "\x1b[3A\r"
-    assert erase([10, 120], 80) == "\x1b[H\x1b[2J"  # rewrapped by a narrower terminal: start unknown
-    assert redraw([5], 80, ["ab", "c"]) == "\x1b[1A\rab\x1b[K\nc\x1b[K\n\x1b[J"
 
 
 def test_each_redraw_goes_back_exactly_the_rows_it_drew():
