@@ -133,6 +133,19 @@ def load_line() -> str:
 # --------------------------------------------------------------------------- results
 
 
+def memory_lines(mem: dict[str, Any] | None, what: str) -> list[str]:
+    """The "memory stays flat over rounds" table: RSS after each round, and its growth
+    from round 2 (round 1 pays for the imports and the first buffers)."""
+    if not mem:
+        return []
+    rounds = mem["rounds"]
+    lines = ["", f"### memory over {len(rounds)} rounds of {mem['names']:,} names ({what}; RSS after each round, after gc)", ""]
+    lines.append(table([{k: (fmt(v) if isinstance(v, float) else v) for k, v in r.items()} for r in rounds]))
+    growth = rounds[-1]["rss_mib"] - rounds[min(1, len(rounds) - 1)]["rss_mib"]
+    lines.append(f"\nRSS from round 2 to round {len(rounds)}: {growth:+.1f} MiB")
+    return lines
+
+
 def table(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
     if not rows:
         return "(no rows)"

@@ -443,13 +443,7 @@ def render(doc: dict) -> str:
     out.append(_bench.table(rows, ["client", "queries", "wall s", "answers/s", "of dnsperf", "client CPU s", "server CPU s",
                                    "dropped", "note"]))
     out.append("\n\"of dnsperf\": against the better dnsperf figure; client CPU of a 2-process run is this process's only.")
-    mem = doc["memory"]
-    if mem:
-        rounds = mem["rounds"]
-        out += ["", f"### memory over {len(rounds)} rounds of {mem['names']:,} names (run_round, 1 process; RSS after each round, after gc)", ""]
-        out.append(_bench.table([{k: (f(v) if isinstance(v, float) else v) for k, v in r.items()} for r in rounds]))
-        growth = rounds[-1]["rss_mib"] - rounds[min(1, len(rounds) - 1)]["rss_mib"]
-        out.append(f"\nRSS from round 2 to round {len(rounds)}: {growth:+.1f} MiB")
+    out += _bench.memory_lines(doc["memory"], "run_round, 1 process")
     return "\n".join(out)
 
 

@@ -356,13 +356,7 @@ def render(doc: dict) -> str:
         out += ["", "### octodns-report at its defaults (concurrency 4, timeout 1 s)", ""]
         columns = ["names", "queries", "wall_s", "cpu_s", "answers_per_s", "rows", "timeouts", "skipped"]
         out.append(_bench.table([{k: (f(v) if isinstance(v, float) else v) for k, v in r.items()} for r in doc["octodns"]], columns))
-    mem = doc["memory"]
-    if mem:
-        rounds = mem["rounds"]
-        out += ["", f"### memory over {len(rounds)} rounds of {mem['names']} names (RSS after each round, after gc)", ""]
-        out.append(_bench.table([{k: (f(v) if isinstance(v, float) else v) for k, v in r.items()} for r in rounds]))
-        growth = rounds[-1]["rss_mib"] - rounds[min(1, len(rounds) - 1)]["rss_mib"]
-        out.append(f"\nRSS growth from round 2 to round {len(rounds)}: {growth:+.1f} MiB")
+    out += _bench.memory_lines(doc["memory"], "query_round")
     return "\n".join(out)
 
 
