@@ -228,13 +228,6 @@ def worker_fakes(args: argparse.Namespace) -> None:
     gp = FakeGlobalping(hourly_anonymous=10**9, hourly_token=10**9).start()
     limited = FakeGlobalping().start()
     at = FakeAtlas().start()
-    if not args.fakes_as_is:
-        # The fakes write a response's headers and body in two sends; with Nagle's algorithm on
-        # the server socket and delayed ACKs on the client, each keep-alive request then stalls
-        # about 40 ms on loopback, which would be billed to the client. Real APIs do not do that.
-        for api in (gp, limited, at):
-            assert api._httpd is not None
-            api._httpd.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
     for i in range(args.probes):
         country, city, continent = PLACES[i % len(PLACES)]
         resolver = _probe_resolver(i, endpoints["new"], endpoints["old"])
@@ -273,9 +266,8 @@ class Fakes:
 
 
 @contextmanager
-def fakes(endpoints: Mapping[str, Any], probes: int, as_is: bool = False) -> Iterator[Fakes]:
-    argv = [sys.executable, str(Path(__file__)), "--worker", "fakes", "--probes", str(probes), "--endpoints", json.dumps(endpoints),
-            *(["--fakes-as-is"] if as_is else [])]
+def fakes(endpoints: Mapping[str, Any], probes: int) -> Iterator[Fakes]:
+    argv = [sys.executable, str(Path(__file__)), "--worker", "fakes", "--probes", str(probes), "--endpoints", json.dumps(endpoints)]
     process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=_bench.HERE.parent)
     try:
         assert process.stdout is not None
@@ -561,7 +553,6 @@ def main() -> None:
     parser.add_argument("--runner-repeat", type=int, default=5, help="measurements through ProbeRunner per service")
     parser.add_argument("--journal-rounds", type=int, default=100, help="rounds written to a scratch journal (0: skip)")
     parser.add_argument("--resolvers", type=int, default=10, help="fake resolvers the probes ask (1 in 5 serves the old address)")
-    parser.add_argument("--fakes-as-is", action="store_true", help="leave Nagle's algorithm on in the fake APIs (about 40 ms a request)")
     parser.add_argument("--name", default="probe_round", help="results/NAME.json and .md")
     # worker mode (internal)
     parser.add_argument("--worker", choices=["fakes", "decode", "runner", "round"])
@@ -590,7 +581,7 @@ def run(args: argparse.Namespace) -> None:
     common = ["--probes", str(args.probes), "--repeat", str(args.repeat), "--atlas-poll", str(args.atlas_poll)]
     with fastdns.fleet(args.resolvers - old_count, records_new, origin=ORIGIN, low=0.0, high=0.0, lossy_every=0, port53=False) as new, \
             fastdns.fleet(old_count, records_old, origin=ORIGIN, low=0.0, high=0.0, lossy_every=0, port53=False) as old, \
-            fakes({"new": new.endpoints, "old": old.endpoints}, args.probes, args.fakes_as_is) as apis:
+            fakes({"new": new.endpoints, "old": old.endpoints}, args.probes) as apis:
         document["fleet"] = {"new": len(new.endpoints), "old": len(old.endpoints), "delay_s": 0.0}
         document["live_budget"] = live_budget(apis.apis["globalping_limited"], args.probes)
         print("budget done", file=sys.stderr)
@@ -643,9 +634,8 @@ def render(doc: Mapping[str, Any]) -> str:
     probes = doc["settings"]["probes"]
     load = ", ".join(f"{x:.2f}" for x in m["load"])
     after = ", ".join(f"{x:.2f}" for x in m.get("load_after") or ())
-    nagle = "; fake APIs as the tests serve them (Nagle on)" if doc["settings"].get("fakes_as_is") else ""
     out = [f"## probe round: {probes} probes per service", f"{m['when']}; load {load} before, {after} after; "
-           f"fleet: {doc['fleet']['new']} resolvers answering new + {doc['fleet']['old']} answering old, no delay{nagle}", ""]
+           f"fleet: {doc['fleet']['new']} resolvers answering new + {doc['fleet']['old']} answering old, no delay", ""]
     b = doc["budget"]
     out += ["### 1. The service budget: one measurement of one record", ""]
     out.append(_bench.table([{**r, "share of limit": f"{100 * r['share of limit']:.3g}%"} for r in b["one_measurement"]]))
