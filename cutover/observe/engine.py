@@ -34,7 +34,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from cutover.observe.flight import PER_SERVER, Flight
+from cutover.observe.flight import PACED_GROUPS, PER_SERVER, Flight
 from cutover.observe.wire import PAYLOAD
 from cutover.observe.types import Answer, Target
 from cutover.resolvers import Resolver
@@ -141,7 +141,7 @@ def query_pairs(
     pairs = list(pairs)
     if not pairs:
         return []
-    count = _processes(processes, len(pairs), len(pairs))
+    count = 1 if _paced(r for _, r in pairs) else _processes(processes, len(pairs), len(pairs))
     if count == 1:
         return _run_sync(pairs, iter(range(len(pairs))), [r for _, r in pairs], timeout=timeout, retries=retries,
                          window=concurrency, per_server=per_server)
@@ -178,6 +178,8 @@ def run_round(
     if not total:
         return []
     count = _processes(processes, total, max(len(resolvers), len(targets)))
+    if count > len(resolvers) and _paced(resolvers):
+        count = 1  # sliced by target, each process would pace the same server at the full rate
     if count == 1:
         return _grid_round(list(targets), list(resolvers), timeout, retries, CONCURRENCY, PER_SERVER)
     by_resolver = len(resolvers) >= count
@@ -365,6 +367,12 @@ class _Poller:
 
 
 # --------------------------------------------------------------------------- processes
+
+
+def _paced(resolvers: Iterable[Resolver]) -> bool:
+    """Does one of these servers have a rate (``flight.PUBLIC_RATE``)? Its pace is kept by
+    the one flight that asks it, so its queries must not be split between processes."""
+    return any(r.group in PACED_GROUPS for r in resolvers)
 
 
 def _processes(asked: int | None, queries: int, divisible: int) -> int:

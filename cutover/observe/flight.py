@@ -23,11 +23,13 @@ passed, and asks it when to wake next. All times are ``time.monotonic()``.
 from __future__ import annotations
 
 import copy
+import heapq
 import ipaddress
+import math
 import os
 import socket
 from array import array
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -55,6 +57,17 @@ MIN_SOCKETS, PER_SOCKET, MAX_SOCKETS = 4, 128, 16
 #: than this overflows a default-sized server socket buffer on a busy machine, and each
 #: dropped query then costs a whole timeout (benchmarks/README.md, "The engine").
 PER_SERVER = 128
+#: Questions a second to one public resolver (the ``public`` catalogue's group) at most,
+#: after a burst of ``PUBLIC_BURST`` seconds' worth. Public resolvers limit each client:
+#: Google Public DNS throttles one address above 1,500 queries a second ("Google Public
+#: DNS for ISPs"), and the others do not say where they start. A watch round of a large
+#: fleet asks each resolver once per record; unpaced, 128 in flight at 10-30 ms would be
+#: 4,000-12,000 a second to 8.8.8.8, and throttled answers hold the verdict back. The
+#: operator's own resolvers, authoritative servers and loopback are not paced.
+PUBLIC_RATE = 500.0
+PUBLIC_BURST = 0.5
+#: The resolver groups paced at ``PUBLIC_RATE``: the public catalogue's.
+PACED_GROUPS = frozenset({"public"})
 #: Threads for TCP retries after a truncated UDP answer (rare).
 TCP_THREADS = 4
 #: Receive buffer asked for each socket, so a burst of replies is not dropped by the kernel.
@@ -67,12 +80,16 @@ class _Endpoint:
     """A server as the sockets see it: where to send, and the (address, port) replies come
     from; and, within one flight, its queries in flight and the pairs waiting for room."""
 
-    __slots__ = ("resolver", "family", "dest", "key", "address", "recursive", "problem", "inflight", "waiting")
+    __slots__ = ("resolver", "family", "dest", "key", "address", "recursive", "problem", "inflight", "waiting",
+                 "interval", "next_at", "paused")
 
     def __init__(self, resolver: Resolver) -> None:
         self.resolver = resolver
         self.inflight = 0
         self.waiting: deque[int] = deque()
+        self.interval = 1.0 / PUBLIC_RATE if resolver.group in PACED_GROUPS else 0.0  # between first attempts
+        self.next_at = -math.inf  # when the next pair may start (paced endpoints)
+        self.paused = False  # waiting for ``next_at`` (a release is scheduled)
         self.recursive = resolver.group not in NON_RECURSIVE
         self.problem = ""
         try:
@@ -173,6 +190,8 @@ class Flight:
         self._pool: ThreadPoolExecutor | None = None
         for r in resolvers:
             self._endpoint(r)
+        self._releases: list[tuple[float, int, _Endpoint]] = []  # paced servers' next starts, a heap
+        self.deadline += self._paced_span(pairs)
         self._by_key = {ep.key: ep for ep in reversed(list(self._endpoints.values()))}
         self._addresses = {ep.address for ep in self._endpoints.values()}
         # more in flight than every server's share would only queue pairs (one server: 128)
@@ -199,14 +218,21 @@ class Flight:
         return self.unanswered == 0
 
     def next_wake(self) -> float:
-        """When ``expire`` next has something to do (a timeout, or the deadline)."""
-        return min(self.timers[0][0], self.deadline) if self.timers else self.deadline
+        """When ``expire`` next has something to do (a timeout, a paced server's next
+        start, or the deadline)."""
+        wake = min(self.timers[0][0], self.deadline) if self.timers else self.deadline
+        return min(wake, self._releases[0][0]) if self._releases else wake
 
     def expire(self, now: float) -> None:
         """Retransmit or give up the attempts whose time is up; end the round at its deadline."""
         if now >= self.deadline:
             self._abandon()
             return
+        while self._releases and self._releases[0][0] <= now:
+            ep = heapq.heappop(self._releases)[2]
+            ep.paused = False
+            if ep.waiting:
+                self._ready.append(ep)
         timers = self.timers
         while timers and timers[0][0] <= now:
             _, q, attempt = timers.popleft()
@@ -285,10 +311,13 @@ class Flight:
         against one server does not read its whole order ahead."""
         while self._ready and self.inflight < self.window and now < self.deadline:
             ep = self._ready.popleft()
-            while ep.waiting and ep.inflight < self.per_server and self.inflight < self.window:
+            while ep.waiting and ep.inflight < self.per_server and self.inflight < self.window and ep.next_at <= now:
                 self.waiting -= 1
                 self._start(ep.waiting.popleft(), now)
             if ep.waiting and ep.inflight < self.per_server:
+                if ep.next_at > now:
+                    self._pause(ep)
+                    continue
                 self._ready.appendleft(ep)  # the window is full: this server goes first next time
                 return
         while self.inflight < self.window and self.waiting < self.window and now < self.deadline:
@@ -297,16 +326,36 @@ class Flight:
                 return
             resolver = self.pairs[i][1]
             ep = self._endpoints.get(id(resolver)) or self._endpoint(resolver)
-            if ep.inflight >= self.per_server:
+            if ep.inflight >= self.per_server or ep.next_at > now:
                 ep.waiting.append(i)
                 self.waiting += 1
+                if ep.next_at > now:
+                    self._pause(ep)
             else:
                 self._start(i, now)
+
+    def _pause(self, ep: _Endpoint) -> None:
+        """A paced server has pairs waiting: take it up again at its next start."""
+        if not ep.paused:
+            ep.paused = True
+            self._seq += 1
+            heapq.heappush(self._releases, (ep.next_at, self._seq, ep))
+
+    def _paced_span(self, pairs: Sequence[tuple[Target, Resolver]]) -> float:
+        """How much longer than unpaced a round may take: the most pairs any paced server
+        has, at its rate (zero when none is paced, without counting)."""
+        paced = {key: ep.interval for key, ep in self._endpoints.items() if ep.interval}
+        if not paced:
+            return 0.0
+        counts = Counter(id(r) for _, r in pairs)
+        return max(counts.get(key, 0) * interval for key, interval in paced.items())
 
     def _start(self, i: int, now: float) -> None:
         target, resolver = self.pairs[i]
         self.started[i] = 1
         ep = self._endpoints.get(id(resolver)) or self._endpoint(resolver)
+        if ep.interval:  # a token bucket: PUBLIC_BURST seconds' worth may start at once
+            ep.next_at = max(ep.next_at, now - PUBLIC_BURST) + ep.interval
         template = self._templates.get((id(target), ep.recursive))
         if template is None or ep.problem:
             template = self._template(i, target, ep)
@@ -519,6 +568,7 @@ class Flight:
         self.timers.clear()
         self.tcp.clear()
         self._ready.clear()
+        self._releases.clear()
         self.inflight = self.waiting = 0
         for ep in self._endpoints.values():
             ep.inflight = 0

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from cutover.observe import flight
 from cutover.observe.engine import query_pairs, query_round, round_deadline, run_round
 from cutover.observe.types import Target
 from cutover.resolvers import Resolver
@@ -127,3 +128,26 @@ def test_split_rounds_give_the_same_answers_in_the_same_order():
                                     for (rr, k, s, v) in essence(together) if rr == r and k == t.key]
     assert {a.state for a in together} == {"new", "other"}
     assert all(a.resolver is r for a, (_, r) in zip(split_pairs, pairs)), "answers carry the caller's objects"
+
+
+def test_a_public_resolver_is_paced_and_the_operators_own_is_not(fakenet, monkeypatch):
+    monkeypatch.setattr(flight, "PUBLIC_RATE", 200.0)  # the catalogue's pace, made quick to see
+    server = fakenet.add(records=RECORDS)
+    targets = [Target((f"n{i}.example.com.", "A"), (), ("192.0.2.1",), 60) for i in range(300)]
+    public = Resolver("127.0.0.1", server.port, name="catalogue", group="public")
+    started = time.monotonic()
+    answers = run_round(targets, [public], timeout=1.0, retries=0, processes=2)  # one process: pacing is not split
+    paced = time.monotonic() - started
+    assert [a.state for a in answers] == ["new"] * 300 and server.queries == 300
+    # a burst of 0.5 s worth (100), then 200 a second: the other 200 take at least a second
+    assert paced >= (300 - 200 * flight.PUBLIC_BURST) / 200 - 0.05, paced
+    own = Resolver("127.0.0.1", server.port, name="own")
+    started = time.monotonic()
+    assert {a.state for a in run_round(targets, [own], timeout=1.0, retries=0)} == {"new"}
+    assert time.monotonic() - started < paced / 2
+    # a silent public resolver still ends within its (paced) deadline
+    silent = fakenet.add(records=RECORDS, behaviour="drop")
+    quiet = Resolver("127.0.0.1", silent.port, name="quiet", group="public")
+    started = time.monotonic()
+    assert {a.state for a in query_pairs([(t, quiet) for t in targets], timeout=0.3, retries=0)} == {"timeout"}
+    assert time.monotonic() - started < round_deadline(0.3, 0, 300) + 300 / 200 + 0.5
