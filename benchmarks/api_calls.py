@@ -81,7 +81,8 @@ def minimum(zone_sets: int, changes) -> dict[str, int]:  # noqa: ANN001
 def scenario(zone_size: int, change_count: int) -> dict:
     import boto3
     from cutover.records import Change, index
-    from providers.route53 import Route53Provider, change_groups, plan_batches
+    from providers.route53 import Route53Provider
+    from providers.route53_wire import change_groups, plan_batches
 
     setup = boto3.client("route53", region_name="us-east-1")
     zone_id = setup.create_hosted_zone(Name=ZONE, CallerReference=f"bench-{time.time_ns()}")["HostedZone"]["Id"].rsplit("/", 1)[-1]

@@ -160,7 +160,8 @@ def worker_sandbox(count: int, repeat: int) -> dict:
 def worker_route53(count: int, repeat: int) -> dict:
     """Needs AWS_ENDPOINT_URL etc. set to a moto server (the parent does that)."""
     import boto3
-    from providers.route53 import Route53Provider, change_groups, plan_batches
+    from providers.route53 import Route53Provider
+    from providers.route53_wire import change_groups, plan_batches
     from cutover.records import Change
 
     client = boto3.client("route53", region_name="us-east-1")

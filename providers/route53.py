@@ -17,22 +17,32 @@ quietly throw away the routing someone built.
 
 Credentials, region and endpoint come only from boto3's own chain (``AWS_PROFILE``,
 ``AWS_ENDPOINT_URL``, instance roles, ...); the plan names at most a profile.
+
+Requests are paced (``provider.rate``, default ``DEFAULT_RATE`` a second, 0: none):
+Route 53 throttles API requests per AWS account, not per client, and a fleet plan
+runs one provider per zone in several threads. Every HTTP attempt, retries included,
+first takes a token from one bucket shared by all providers of the same endpoint and
+account in the process (``providers.pacing``), so a fleet keeps to the account's
+budget instead of being throttled and backing off. botocore's own "adaptive" retry
+mode is no substitute: its bucket is per client and only slows down once refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import os
 import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Collection, Iterator, Mapping, Sequence
 
 import boto3
 import botocore.session
-import dns.name
 from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -44,16 +54,27 @@ from botocore.exceptions import (
 
 from cutover.errors import PartialApplyError, ProviderError, UnsupportedChange, UsageError
 from cutover.records import Change, RecordKey, RecordSet, shorten
+from providers import pacing
 from providers.base import ApplyReceipt, Provider
+from providers.route53_wire import batch_keys, change_groups, from_route53_name, from_route53_value, plan_batches, to_route53_name
 
 log = logging.getLogger(__name__)
 
-#: Route 53's limits on one ChangeResourceRecordSets request (UPSERT counts twice).
-MAX_RECORDS_PER_REQUEST = 1000
-MAX_VALUE_CHARS_PER_REQUEST = 32000
-
 #: Total attempts per API call unless the boto3 chain (AWS_MAX_ATTEMPTS, profile) says otherwise.
 DEFAULT_MAX_ATTEMPTS = 10
+
+#: API requests a second unless the plan sets ``provider.rate``. Route 53 throttles its API
+#: per AWS account. The knowledge center's "How do I avoid throttling errors in Route 53?"
+#: (repost.aws/knowledge-center/route-53-avoid-throttling-errors) gives the long-documented
+#: hard limit of five requests per second per account; the Developer Guide's "Throttling
+#: for Amazon Route 53 API requests" (throttling-api-requests.html) now gives the account a
+#: bucket of 50 requests refilled at 10 a second (the AWS blog "Introducing change-based
+#: throttling for Amazon Route 53 APIs": doubled from 5 to 10), plus a separate limit on
+#: record changes a second. 5 keeps to either, and leaves half of the current budget to
+#: the console and other tools of the same account.
+DEFAULT_RATE = 5.0
+#: Requests that may go at once after a pause: one second's worth at the paced rate.
+BURST_SECONDS = 1.0
 
 #: The record types Route 53 supports (its "Supported DNS record types").
 SUPPORTED_TYPES = frozenset({
@@ -65,165 +86,6 @@ SUPPORTED_TYPES = frozenset({
 SIGNING_REGION = "us-east-1"
 
 _ZONE_ID = re.compile(r"^(/hostedzone/)?[A-Z0-9]{1,32}$")
-
-#: Deletes go first so that a name freed in the same plan (a CNAME replaced by an A)
-#: is free before something new is created there, also across split batches.
-_ACTION_ORDER = {"delete": 0, "update": 1, "create": 2}
-
-
-# --------------------------------------------------------------------------- text forms
-#
-# Route 53 writes escapes as three *octal* digits (``\052`` is "*"), where DNS
-# presentation format, and so dnspython, uses three *decimal* digits. Everything
-# crossing the API boundary is translated; other escapes (``\"``, ``\\``) mean the
-# same on both sides and pass through.
-
-_ESCAPE = re.compile(r"\\(\d{3}|.)", re.DOTALL)
-_PLAIN_NAME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
-
-
-def _octal_to_decimal(text: str) -> str:
-    def one(m: re.Match[str]) -> str:
-        digits = m.group(1)
-        if len(digits) == 3 and all(d in "01234567" for d in digits):
-            return f"\\{int(digits, 8):03d}"
-        return m.group(0)
-
-    return _ESCAPE.sub(one, text)
-
-
-def _decimal_to_octal(text: str) -> str:
-    def one(m: re.Match[str]) -> str:
-        digits = m.group(1)
-        if len(digits) == 3 and digits.isdigit() and int(digits) < 256:
-            return f"\\{int(digits):03o}"
-        return m.group(0)
-
-    return _ESCAPE.sub(one, text)
-
-
-def from_route53_name(text: str) -> str:
-    """The lower-case, absolute presentation form of a name as Route 53 writes it."""
-    return dns.name.from_text(_octal_to_decimal(text)).to_text().lower()
-
-
-def to_route53_name(name: str) -> str:
-    """A name as Route 53 wants it: plain letters, digits, "-", "_", a lone "*"
-    wildcard label, and octal escapes for every other byte."""
-    labels = []
-    for label in dns.name.from_text(name).labels[:-1]:
-        if label == b"*":
-            labels.append("*")
-        else:
-            labels.append("".join(chr(b) if b in _PLAIN_NAME_BYTES else f"\\{b:03o}" for b in label))
-    return ".".join(labels) + "."
-
-
-def from_route53_value(text: str) -> str:
-    """A value as Route 53 returns it, in DNS presentation format."""
-    return _octal_to_decimal(text)
-
-
-def to_route53_value(text: str) -> str:
-    """A canonical presentation-format value as Route 53 wants it."""
-    return _decimal_to_octal(text)
-
-
-# --------------------------------------------------------------------------- change batches
-
-
-def rrset_dict(rs: RecordSet) -> dict[str, Any]:
-    """The ResourceRecordSet element for a simple record set."""
-    return {
-        "Name": to_route53_name(rs.name),
-        "Type": rs.type,
-        "TTL": rs.ttl,
-        "ResourceRecords": [{"Value": to_route53_value(v)} for v in rs.values],
-    }
-
-
-def change_group(change: Change, live: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The Route 53 changes for one record-set change; they must travel in one request.
-
-    The DELETE carries ``live`` (the record set exactly as Route 53 returned it) when
-    given, so that Route 53 compares it with what it holds byte for byte, not with
-    cutover's canonical spelling of the same data.
-    """
-    group: list[dict[str, Any]] = []
-    if change.before is not None:
-        deleted = dict(live) if live is not None else rrset_dict(change.before)
-        group.append({"Action": "DELETE", "ResourceRecordSet": deleted})
-    if change.after is not None:
-        group.append({"Action": "CREATE", "ResourceRecordSet": rrset_dict(change.after)})
-    return group
-
-
-def change_groups(
-    changes: Sequence[Change], live: Mapping[RecordKey, Mapping[str, Any]] | None = None
-) -> list[list[dict[str, Any]]]:
-    """One group per change, deletes first, then updates, then creates (stable otherwise)."""
-    live = live or {}
-    ordered = sorted(changes, key=lambda c: _ACTION_ORDER[c.action])
-    return [change_group(c, live.get(c.key) if c.before is not None else None) for c in ordered]
-
-
-def request_cost(change: Mapping[str, Any]) -> tuple[int, int]:
-    """(ResourceRecord elements, characters of Value) one change counts for; UPSERT twice,
-    because Route 53 counts it as the DELETE plus the CREATE it stands for."""
-    records = change["ResourceRecordSet"].get("ResourceRecords", [])
-    factor = 2 if change["Action"] == "UPSERT" else 1
-    return factor * len(records), factor * sum(len(r["Value"]) for r in records)
-
-
-def plan_batches(
-    groups: Iterable[Sequence[Mapping[str, Any]]],
-    max_records: int = MAX_RECORDS_PER_REQUEST,
-    max_chars: int = MAX_VALUE_CHARS_PER_REQUEST,
-) -> list[list[dict[str, Any]]]:
-    """Pack groups of changes, in order, into as few requests as Route 53's limits allow.
-
-    A group (the DELETE and CREATE of one record set) is never split: apart, a failure
-    between the two requests would leave the name without any record. A group that
-    alone exceeds a limit cannot be sent at all and raises ``ProviderError``.
-    """
-    batches: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
-    used_records = used_chars = 0
-    for group in groups:
-        costs = [request_cost(c) for c in group]
-        records = sum(r for r, _ in costs)
-        chars = sum(c for _, c in costs)
-        if records > max_records or chars > max_chars:
-            raise ProviderError(_too_big(group, records, chars, max_records, max_chars))
-        if current and (used_records + records > max_records or used_chars + chars > max_chars):
-            batches.append(current)
-            current, used_records, used_chars = [], 0, 0
-        current.extend(dict(c) for c in group)
-        used_records += records
-        used_chars += chars
-    if current:
-        batches.append(current)
-    return batches
-
-
-def _too_big(group: Sequence[Mapping[str, Any]], records: int, chars: int, max_records: int, max_chars: int) -> str:
-    rrset = group[0]["ResourceRecordSet"]
-    what = f"{from_route53_name(rrset['Name'])} {rrset['Type']}"
-    return (
-        f"the change to {what} needs {records} resource records and {chars} characters of values "
-        f"in one Route 53 request, which accepts at most {max_records} records and {max_chars} "
-        "characters (a replacement counts the old and the new values); make the record set smaller"
-    )
-
-
-def batch_keys(batch: Iterable[Mapping[str, Any]]) -> list[RecordKey]:
-    """The record sets a request touches, in order, each once."""
-    keys: dict[RecordKey, None] = {}
-    for change in batch:
-        rrset = change["ResourceRecordSet"]
-        keys[(from_route53_name(rrset["Name"]), rrset["Type"])] = None
-    return list(keys)
-
 
 # --------------------------------------------------------------------------- reading a zone
 
@@ -289,7 +151,7 @@ def _scrub(text: str) -> str:
 class Route53Provider(Provider):
     """A Route 53 hosted zone, found by id or by name."""
 
-    settings_keys = ("hosted_zone_id", "profile")
+    settings_keys = ("hosted_zone_id", "profile", "rate")
     supported_types = SUPPORTED_TYPES
     #: Route 53 refuses a DELETE whose values are not the live ones; ``_apply`` also
     #: compares with the listing it needs for those values (see the module docstring).
@@ -325,6 +187,12 @@ class Route53Provider(Provider):
         profile = settings.get("profile")
         if profile is not None and not (isinstance(profile, str) and profile.strip()):
             problems.append(("profile", f"{shorten(repr(profile))} is not an AWS profile name"))
+        rate = settings.get("rate")
+        if rate is not None and not (isinstance(rate, str) and "${" in rate):  # an unset ${VAR}: reported already
+            try:
+                _rate(rate)
+            except ValueError as exc:
+                problems.append(("rate", str(exc)))
         return problems
 
     # ----------------------------------------------------------------- plumbing
@@ -350,11 +218,24 @@ class Route53Provider(Provider):
             retries["mode"] = "standard"
         if core.get_config_variable("max_attempts") is None:
             retries["total_max_attempts"] = DEFAULT_MAX_ATTEMPTS
-        return session.client(
+        try:
+            rate = DEFAULT_RATE if self.settings.get("rate") is None else _rate(self.settings["rate"])
+        except ValueError as exc:
+            raise ProviderError(f"route53 settings: provider.rate: {exc}") from None
+        client = session.client(
             "route53",
             region_name=session.region_name or SIGNING_REGION,
             config=Config(retries=retries),
         )
+        if rate > 0:
+            # The client has resolved its credentials already (session-cached): no extra lookup.
+            key = (client.meta.endpoint_url, _account(core))
+            bucket = pacing.shared(key, rate, max(1.0, rate * BURST_SECONDS))
+            # before-send fires once per HTTP attempt, retries included, after signing (a
+            # wait of seconds is well inside a signature's five minutes); a handler's return
+            # value would stand in for the response, so the pacer returns None.
+            client.meta.events.register("before-send.route-53", _pacer(bucket), unique_id="cutover-pacing")
+        return client
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -577,6 +458,36 @@ class Route53Provider(Provider):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _rate(value: Any) -> float:
+    """``provider.rate`` as requests a second (0: no pacing), or ValueError naming the value."""
+    try:
+        rate = float(str(value).strip())
+    except ValueError:
+        rate = math.nan
+    if isinstance(value, bool) or not (math.isfinite(rate) and rate >= 0):
+        raise ValueError(f"{shorten(repr(value))} is not a number of API requests per second "
+                         "(expected a number >= 0, e.g. 5; 0 turns pacing off)")
+    return rate
+
+
+def _account(core: Any) -> str:
+    """Whose budget the requests count against, as a pacing key: a static access key id
+    (the same in every session), else the profile, because temporary credentials get a
+    new key id in each provider's session. Only a digest of the key id is kept; the
+    secret key is never read."""
+    credentials = core.get_credentials()
+    if credentials is not None and not isinstance(credentials, RefreshableCredentials):
+        return "access key " + hashlib.sha256(credentials.access_key.encode()).hexdigest()[:16]
+    return f"profile {core.profile or 'default'}"
+
+
+def _pacer(bucket: pacing.TokenBucket) -> Any:
+    def pace(**_: Any) -> None:
+        bucket.take()
+
+    return pace
 
 
 def _profile_setting(core: Any, key: str) -> Any:

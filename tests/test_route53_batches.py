@@ -10,11 +10,10 @@ from hypothesis import given, settings, strategies as st
 
 from cutover.errors import ProviderError
 from cutover.records import Change, RecordSet
-from providers.route53 import (
+from providers.route53 import Route53Provider, ZoneListing
+from providers.route53_wire import (
     MAX_RECORDS_PER_REQUEST,
     MAX_VALUE_CHARS_PER_REQUEST,
-    Route53Provider,
-    ZoneListing,
     batch_keys,
     change_group,
     change_groups,

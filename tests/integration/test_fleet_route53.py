@@ -45,7 +45,7 @@ def test_a_fleet_on_route53(tmp_path, moto):  # noqa: F811
     zones = make_zones(client, 25)
     (tmp_path / "zones.txt").write_text("\n".join(zones))
     plan = tmp_path / "fleet.yaml"
-    plan.write_text(yaml.safe_dump({"version": 1, "fleet": "zones.txt", "provider": {"type": "route53"},
+    plan.write_text(yaml.safe_dump({"version": 1, "fleet": "zones.txt", "provider": {"type": "route53", "rate": 0},
                                     "renumber": [{"from": OLD, "to": NEW}]}))
 
     def run(*args: str, expect: int) -> subprocess.CompletedProcess:

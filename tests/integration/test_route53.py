@@ -56,7 +56,7 @@ def zone(aws: Any) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture
 def provider(zone: tuple[str, str]) -> Iterator[Route53Provider]:
-    p = Route53Provider(zone[0], {"hosted_zone_id": zone[1]})
+    p = Route53Provider(zone[0], {"rate": 0, "hosted_zone_id": zone[1]})
     yield p
     p.close()
 
@@ -165,7 +165,7 @@ class TestRoute53Conformance(ProviderConformance):
     @pytest.fixture
     def provider(self, aws: Any) -> Iterator[Route53Provider]:
         zone, zone_id = make_zone(aws)
-        p = Route53Provider(zone, {"hosted_zone_id": zone_id})
+        p = Route53Provider(zone, {"rate": 0, "hosted_zone_id": zone_id})
         yield p
         p.close()
 
@@ -175,7 +175,7 @@ class TestRoute53Conformance(ProviderConformance):
 
 def test_zone_found_by_name(aws: Any, zone: tuple[str, str]) -> None:
     name, zone_id = zone
-    p = Route53Provider(name, {})
+    p = Route53Provider(name, {"rate": 0})
     assert p.zone_id == zone_id
     assert p.nameservers() and all(ns and not ns.endswith(".") for ns in p.nameservers())
 
@@ -184,27 +184,27 @@ def test_zone_name_shared_by_public_and_private_zone_is_ambiguous(aws: Any) -> N
     name, public_id = make_zone(aws)
     _, private_id = make_zone(aws, name, private=True)
     with pytest.raises(UsageError) as caught:
-        Route53Provider(name, {}).records()
+        Route53Provider(name, {"rate": 0}).records()
     message = str(caught.value)
     assert public_id in message and private_id in message
     assert f"{public_id} (public" in message and f"{private_id} (private" in message
     assert "hosted_zone_id" in message
     # naming the id settles it
-    assert Route53Provider(name, {"hosted_zone_id": private_id}).nameservers() == []
-    assert Route53Provider(name, {"hosted_zone_id": f"/hostedzone/{public_id}"}).nameservers()
+    assert Route53Provider(name, {"rate": 0, "hosted_zone_id": private_id}).nameservers() == []
+    assert Route53Provider(name, {"rate": 0, "hosted_zone_id": f"/hostedzone/{public_id}"}).nameservers()
 
 
 def test_zones_lists_the_accounts_hosted_zones_once_by_name(aws: Any) -> None:
     name, _ = make_zone(aws)
     make_zone(aws, name, private=True)
     other, _ = make_zone(aws)
-    zones = Route53Provider(name, {}).zones()
+    zones = Route53Provider(name, {"rate": 0}).zones()
     assert name in zones and other in zones and len(zones) == len(set(zones))
 
 
 def test_missing_zone_is_a_provider_error(aws: Any) -> None:
     with pytest.raises(ProviderError) as caught:
-        Route53Provider("nowhere-to-be-found.test.", {}).records()
+        Route53Provider("nowhere-to-be-found.test.", {"rate": 0}).records()
     assert "nowhere-to-be-found.test." in str(caught.value)
     assert not isinstance(caught.value, UsageError)
 
@@ -212,12 +212,12 @@ def test_missing_zone_is_a_provider_error(aws: Any) -> None:
 def test_zone_id_of_another_zone_is_refused(aws: Any, zone: tuple[str, str]) -> None:
     _, zone_id = zone
     with pytest.raises(ProviderError, match="not the plan's zone"):
-        Route53Provider("other.test.", {"hosted_zone_id": zone_id}).records()
+        Route53Provider("other.test.", {"rate": 0, "hosted_zone_id": zone_id}).records()
 
 
 def test_unknown_zone_id(aws: Any) -> None:
     with pytest.raises(ProviderError, match="NoSuchHostedZone"):
-        Route53Provider("example.test.", {"hosted_zone_id": "Z0000000000NOSUCHZONE"}).records()
+        Route53Provider("example.test.", {"rate": 0, "hosted_zone_id": "Z0000000000NOSUCHZONE"}).records()
 
 
 # --------------------------------------------------------------------------- reading
@@ -395,7 +395,7 @@ def test_unreachable_endpoint_names_it_without_credentials(moto: str, monkeypatc
     port = free_port()
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
-    p = Route53Provider("example.test.", {"hosted_zone_id": "Z0123456789ABCDEFGHIJ"})
+    p = Route53Provider("example.test.", {"rate": 0, "hosted_zone_id": "Z0123456789ABCDEFGHIJ"})
     started = time.monotonic()
     with pytest.raises(ProviderError) as caught:
         p.records()
