@@ -20,7 +20,7 @@ from cutover.plan import Plan
 from cutover.readiness import Check, run as ready_run, targets as ready_targets
 from cutover.records import Change, RecordKey, RecordSet, index
 from cutover.times import iso
-from providers.base import Provider
+from providers.base import ApplyReceipt, Provider
 
 Confirm = Callable[[diffmod.ZoneDiff], bool]
 
@@ -189,12 +189,14 @@ Force = Union[bool, Collection[str]]
 
 
 def apply(ctx: Context, *, force: Force = False, verify_after: bool = True, confirm: Confirm = lambda _d: True,
-          wait: Callable[[float, str], None] | None = None) -> Outcome:
+          wait: Callable[[float, str], None] | None = None, settle: bool = True) -> Outcome:
     """Check the guards, confirm, journal, change, wait, verify.
 
     ``force`` is True (every guard) or the names of the guards to override. With
     ``wait``, a TTL guard that clears by itself is waited out (``wait(until, why)``)
-    instead of refused, and everything is checked again afterwards."""
+    instead of refused, and everything is checked again afterwards. ``settle`` False
+    stops once the provider accepted the change (status ``applied``): ``finish`` waits
+    and verifies later, so that a fleet's zones do not wait for each other."""
     plan = ctx.plan
     ctx.journal.lock()
     live, size = read_live(ctx)
@@ -213,7 +215,8 @@ def apply(ctx: Context, *, force: Force = False, verify_after: bool = True, conf
     notes += [f"left behind: {item.reason}" for item in zdiff.left_behind if item.kind not in guards.REFUSED_LEFT_BEHIND]
     if not confirm(zdiff):
         raise UsageError(f"{plan.path}: not confirmed; nothing was changed")
-    return _execute(ctx, "apply", zdiff.changes, live, verify_after=verify_after, forced=forced, notes=notes)
+    return _execute(ctx, "apply", zdiff.changes, live, verify_after=verify_after, forced=forced, notes=notes,
+                    settle=settle)
 
 
 def _waitable(refusals: Sequence[guards.Refusal], force: Force) -> float | None:
@@ -228,9 +231,11 @@ def _overridden(refusal: guards.Refusal, force: Force) -> bool:
     return force is True or (not isinstance(force, bool) and refusal.guard in force)
 
 
-def rollback(ctx: Context, *, force: Force = False, verify_after: bool = True, confirm: Confirm = lambda _d: True) -> Outcome:
+def rollback(ctx: Context, *, force: Force = False, verify_after: bool = True, confirm: Confirm = lambda _d: True,
+             settle: bool = True) -> Outcome:
     """Put back exactly the record sets the last apply replaced, values and TTLs. A rollback
-    that an interruption left unfinished is settled and verified, as a re-run apply is."""
+    that an interruption left unfinished is settled and verified, as a re-run apply is.
+    ``settle`` as for ``apply``."""
     plan = ctx.plan
     ctx.journal.lock()
     live, _ = read_live(ctx)
@@ -257,7 +262,19 @@ def rollback(ctx: Context, *, force: Force = False, verify_after: bool = True, c
     zdiff = diffmod.ZoneDiff(plan, live, changes)
     if not confirm(zdiff):
         raise UsageError(f"{plan.path}: not confirmed; nothing was changed")
-    return _execute(ctx, "rollback", changes, live, verify_after=verify_after, undoes=target.id, forced=forced, notes=notes)
+    return _execute(ctx, "rollback", changes, live, verify_after=verify_after, undoes=target.id, forced=forced, notes=notes,
+                    settle=settle)
+
+
+def finish(ctx: Context, started: Outcome, *, verify_after: bool = True) -> Outcome:
+    """The second half of an apply or rollback started with ``settle=False``: wait for the
+    provider's completion signal, then verify at every authoritative server. By the time
+    a fleet comes back to a zone, its change has usually long been in sync."""
+    if started.status != "applied" or started.run_id is None:
+        return started  # refused, in sync, or already settled: nothing left to do
+    ctx.journal.lock()
+    run = ctx.journal.run(started.run_id)
+    return _settle_run(ctx, run, verify_after, list(started.notes))
 
 
 def _last_not_undone(journal: Journal, zone: str) -> Run | None:
@@ -308,7 +325,7 @@ def _finish_previous(ctx: Context, live: Mapping[RecordKey, RecordSet], notes: l
 
 def _execute(ctx: Context, kind: str, changes: Sequence[Change], live: Mapping[RecordKey, RecordSet], *,
              verify_after: bool, undoes: int | None = None, forced: str | None = None,
-             notes: Sequence[str] = ()) -> Outcome:
+             notes: Sequence[str] = (), settle: bool = True) -> Outcome:
     plan, journal = ctx.plan, ctx.journal
     run_id = journal.begin(kind, plan.zone, str(plan.path), plan.digest, changes, undoes=undoes, forced=forced, now=ctx.clock())
     journal.mark(run_id, "sending")
@@ -330,14 +347,26 @@ def _execute(ctx: Context, kind: str, changes: Sequence[Change], live: Mapping[R
     except StateError as exc:
         raise StateError(f"{exc}. The provider ACCEPTED the change; the journal still says 'sending', "
                          "and the next cutover run on this state settles it from the live zone") from None
-    ctx.progress(f"{plan.zone}: accepted; waiting for {plan.provider.type} to report the change complete")
-    if ctx.provider.wait(receipt, timeout=plan.verify.timeout):
-        journal.mark(run_id, "insync")
-    run = journal.run(run_id)
-    if not verify_after:
-        journal.mark(run_id, run.status, finished=ctx.clock())
+    if not settle:
         return _outcome(ctx, journal.run(run_id), (), notes, live)
-    return _verify_run(ctx, run, live, list(notes))
+    return _settle_run(ctx, journal.run(run_id), verify_after, list(notes), live)
+
+
+def _settle_run(ctx: Context, run: Run, verify_after: bool, notes: list[str],
+                live: Mapping[RecordKey, RecordSet] | None = None) -> Outcome:
+    """Wait for the provider to report the run's change complete, then verify it (or only
+    mark it finished, without ``verify_after``)."""
+    plan, journal = ctx.plan, ctx.journal
+    ctx.progress(f"{plan.zone}: accepted; waiting for {plan.provider.type} to report the change complete")
+    if ctx.provider.wait(ApplyReceipt(token=run.token), timeout=plan.verify.timeout):
+        journal.mark(run.id, "insync")
+    if live is None:
+        live, _ = read_live(ctx)
+    run = journal.run(run.id)
+    if not verify_after:
+        journal.mark(run.id, run.status, finished=ctx.clock())
+        return _outcome(ctx, journal.run(run.id), (), notes, live)
+    return _verify_run(ctx, run, live, notes)
 
 
 def _after_failure(ctx: Context, run_id: int, error: str) -> None:

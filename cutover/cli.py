@@ -127,22 +127,23 @@ def cmd_check(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace, out: Output) -> int:
-    return _change(args, out, lambda s, plan: s.prepare(plan))
+    return _change(args, out, lambda s, plan, _settle: s.prepare(plan))
 
 
 def cmd_apply(args: argparse.Namespace, out: Output) -> int:
     force = forced_guards(args.force)
     confirm = _confirmer(args, out, "apply", force)
     wait = (lambda until, why: countdown(until, why, out)) if args.wait else None
-    return _change(args, out, lambda s, plan: s.apply(plan, force=force, verify_after=not args.no_verify,
-                                                      confirm=confirm, wait=wait))
+    return _change(args, out, lambda s, plan, settle: s.apply(plan, force=force, verify_after=not args.no_verify,
+                                                              confirm=confirm, wait=wait, settle=settle), staged=True)
 
 
 def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
     force = forced_guards(args.force)
     confirm = _confirmer(args, out, "roll back", force)
-    return _change(args, out, lambda s, plan: s.rollback(plan, force=force, verify_after=not args.no_verify,
-                                                         confirm=confirm), source=fleet.APPLIED)
+    return _change(args, out, lambda s, plan, settle: s.rollback(plan, force=force, verify_after=not args.no_verify,
+                                                                 confirm=confirm, settle=settle),
+                   source=fleet.APPLIED, staged=True)
 
 
 def forced_guards(given: Sequence[str] | None) -> bool | frozenset[str]:
@@ -164,11 +165,17 @@ def countdown(until: float, why: str, out: Output) -> None:
         sys.stderr.write("\r" + " " * 24 + "\r")
 
 
-def _change(args: argparse.Namespace, out: Output,
-            operation: Callable[[Session, planmod.Plan], applymod.Outcome], source: str = fleet.LIVE) -> int:
+def _change(args: argparse.Namespace, out: Output, operation: Callable[[Session, planmod.Plan, bool], applymod.Outcome],
+            source: str = fleet.LIVE, staged: bool = False) -> int:
+    """``operation(session, plan, settle)``; ``staged``: a fleet's zones are all changed
+    first (settle False), then each waited for and verified (``Session.finish``)."""
     plans = load_plans(args.plans)
     with session(args, out) as s:
-        done = s.each(plans, lambda plan: operation(s, plan), source=source)
+        stages = None
+        if staged:
+            verify_after = not args.no_verify
+            stages = (lambda plan: operation(s, plan, False), lambda started: s.finish(started, verify_after=verify_after))
+        done = s.each(plans, lambda plan: operation(s, plan, True), source=source, stages=stages)
     results, worst = done.items, done.worst
     fleets = [f.summary(_state(lambda r: r.status), _changes) for f in done.fleets]
     unverified = [r for r in results if isinstance(r, applymod.Outcome) and r.status == "unverified"]

@@ -242,3 +242,21 @@ def test_a_rollback_interrupted_after_landing_is_settled_by_the_next_rollback(en
     assert any("interrupted after sending" in n for n in again.notes)
     assert values(provider, "www.example.com.", "A") == ("198.51.100.10",)
     assert [r.kind for r in journal.runs(ctx.plan.zone)] == ["prepare", "apply", "rollback"], "no second rollback"
+
+
+def test_a_change_started_without_settling_is_waited_for_and_verified_later(env):
+    """A fleet starts every zone's change first and finishes each afterwards."""
+    ctx, provider, journal, clock = env
+    waited: list[str | None] = []
+    provider.wait = lambda receipt, timeout: waited.append(receipt.token) or True
+    applymod.prepare(ctx)
+    waited.clear()
+    clock.t += 4000
+    started = applymod.apply(ctx, verify_after=False, settle=False)
+    assert started.status == "applied" and waited == [] and journal.run(started.run_id).finished is None
+    assert values(provider, "www.example.com.", "A") == ("203.0.113.10",)
+    clock.t += 60
+    done = applymod.finish(ctx, started, verify_after=False)
+    run = journal.run(done.run_id)
+    assert waited == [run.token] and done.status == "insync" and run.finished == clock.t
+    assert applymod.finish(ctx, done) is done  # settled already: nothing left to do

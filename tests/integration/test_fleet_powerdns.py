@@ -122,6 +122,8 @@ def test_a_fleet_renumbers_every_zone_and_rolls_back(tmp_path, pdns_server, flee
                         key="wrong")
     status = json.loads(elsewhere.stdout)
     assert len(status["plans"]) == len(moved) and all(p["runs"][-1]["status"] == "verified" for p in status["plans"])
+    applies = [p["runs"][-1] for p in status["plans"]]  # every zone changed before any was waited for and verified
+    assert max(r["changed"] for r in applies) <= min(r["finished"] for r in applies)
     assert status["fleets"][0] == {
         "plan": f"{tmp_path.name}/fleet.yaml", "from": "journal", "zones": len(moved), "acted_on": len(moved),
         "untouched": 0, "states": {"apply verified": len(moved)}, "failed_zones": [], "retire": len(moved)}
