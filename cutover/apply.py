@@ -34,6 +34,10 @@ class Context:
     journal: Journal
     progress: Callable[[str], None] = lambda _m: None
     clock: Callable[[], float] = time.time
+    #: The whole zone as read a moment ago (a fleet's expansion), taken by the first
+    #: ``read_live`` instead of reading again; ``Provider.apply`` still compares each
+    #: change with the zone before sending it.
+    prefetched: Mapping[RecordKey, RecordSet] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,9 @@ def read_live(ctx: Context) -> tuple[dict[RecordKey, RecordSet], int | None]:
     unsettled = [jc.change.key for r in ctx.journal.runs(ctx.plan.zone) if r.status in UNSETTLED for jc in r.changes]
     siblings = [(name, {"A": "AAAA", "AAAA": "A"}[rtype]) for name, rtype in ctx.plan.keys if rtype in ("A", "AAAA")]
     wanted = tuple(dict.fromkeys((*ctx.plan.keys, *siblings, *unsettled, (ctx.plan.zone, "SOA"))))
+    prefetched, ctx.prefetched = ctx.prefetched, None
+    if prefetched is not None and ctx.provider.lists_whole_zone:
+        return dict(prefetched), len(prefetched)
     records = ctx.provider.records(wanted)
     size = len(records) if ctx.provider.lists_whole_zone else None
     return index(records), size

@@ -191,6 +191,10 @@ class Expansion:
     untouched: tuple[str, ...]
     failed: tuple[tuple[str, str], ...]
     source: str = "provider"
+    #: The zones to act on as they were read (``source`` provider): the first command on
+    #: each uses them instead of reading the zone again (Route 53 at 5 requests a second
+    #: makes every read count); a change is still compared with the zone before it is sent.
+    live: Mapping[str, Mapping[RecordKey, RecordSet]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def zones(self) -> int:
@@ -205,21 +209,25 @@ def expand(f: FleetPlan, zones: Sequence[str], read_zone: Callable[[str], Mappin
     untouched: list[str] = []
     failed: list[tuple[str, str]] = []
 
-    def one(zone: str) -> tuple[str, list[dict[str, Any]] | str]:
+    live: dict[str, Mapping[RecordKey, RecordSet]] = {}
+
+    def one(zone: str) -> tuple[str, list[dict[str, Any]] | str, Mapping[RecordKey, RecordSet]]:
         try:
-            return zone, renumber.records(read_zone(zone), f.moves)
+            records = read_zone(zone)
+            return zone, renumber.records(records, f.moves), records
         except Exception as exc:  # noqa: BLE001 - one zone's failure never stops the others
-            return zone, f"{type(exc).__name__}: {exc}" if not isinstance(exc, CutoverError) else str(exc)
+            return zone, f"{type(exc).__name__}: {exc}" if not isinstance(exc, CutoverError) else str(exc), {}
 
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="fleet-read") as pool:
-        for done, (zone, found) in enumerate(pool.map(one, zones), start=1):
+        for done, (zone, found, records) in enumerate(pool.map(one, zones), start=1):
             if isinstance(found, list):  # the journal is read here, in the thread that opened it
                 keys = {(r["name"], r["type"]) for r in found}
                 found += [r for r in journalled_records(runs_of(zone), f.path) if (r["name"], r["type"]) not in keys]
-            _sort(f, zone, found, plans, untouched, failed)
+            if _sort(f, zone, found, plans, untouched, failed):
+                live[zone] = records
             if done % 100 == 0 or done == len(zones):
                 progress(f"{f.zone}: read {done} of {len(zones)} zones, {len(plans)} to change")
-    return Expansion(tuple(plans), tuple(untouched), tuple(failed))
+    return Expansion(tuple(plans), tuple(untouched), tuple(failed), live=live)
 
 
 def journalled_zones(f: FleetPlan, zone_plans: Sequence[tuple[str, str]]) -> list[str]:
@@ -240,17 +248,19 @@ def from_journal(f: FleetPlan, zones: Sequence[str], runs_of: Callable[[str], Se
 
 
 def _sort(f: FleetPlan, zone: str, found: list[dict[str, Any]] | str, plans: list[planmod.Plan],
-          untouched: list[str], failed: list[tuple[str, str]]) -> None:
-    """One zone into its pile: a plan to act on, untouched, or failed with why."""
+          untouched: list[str], failed: list[tuple[str, str]]) -> bool:
+    """One zone into its pile: a plan to act on (True), untouched, or failed with why."""
     if isinstance(found, str):
         failed.append((zone, found))
     elif found:
         try:
             plans.append(zone_plan(f, zone, found))
+            return True
         except PlanError as exc:
             failed.append((zone, str(exc)))
     else:
         untouched.append(zone)
+    return False
 
 
 # --------------------------------------------------------------------------- summary

@@ -141,6 +141,7 @@ class Session:
         self.warn = warn
         self.clock = clock
         self._journals: dict[Path, Journal] = {}
+        self._prefetched: dict[tuple[Path, str], Mapping[RecordKey, RecordSet]] = {}  # a fleet's zones as read
 
     def __enter__(self) -> "Session":
         return self
@@ -171,7 +172,8 @@ class Session:
         journal = self.journal(plan)
         provider = self.provider(plan)
         try:
-            yield applymod.Context(plan, provider, journal, progress=self.progress, clock=self.clock)
+            yield applymod.Context(plan, provider, journal, progress=self.progress, clock=self.clock,
+                                   prefetched=self._prefetched.pop((plan.path, plan.zone), None))
         finally:
             provider.close()
 
@@ -271,7 +273,9 @@ class Session:
             finally:
                 provider.close()
 
-        return fleetmod.expand(f, zones, read, journal.runs, self.progress)
+        found = fleetmod.expand(f, zones, read, journal.runs, self.progress)
+        self._prefetched.update(((f.path, zone), records) for zone, records in found.live.items())
+        return found
 
     # ------------------------------------------------------------------ operations
 

@@ -101,6 +101,7 @@ def test_a_fleet_expands_into_the_zones_that_hold_a_moved_address(tmp_path):
     assert [p.zone for p in found.plans] == ["a.example."] and found.plans[0].records[0].to == ("203.0.113.10",)
     assert found.untouched == ("b.example.",)
     assert found.failed == (("broken.example.", "OSError: connection refused"),)
+    assert set(found.live) == {"a.example."} and list(found.live["a.example."].values()) == zones["a.example."]
     assert said == ["fleet fleet.yaml: read 3 of 3 zones, 1 to change"]
 
 

@@ -149,6 +149,7 @@ def test_a_fleet_diff_keeps_to_the_plans_rate(aws: Any, proxy: FaultProxy, tmp_p
     assert len(json.loads(result.stdout)["plans"]) == 5
     sent = len(proxy.seen)
     assert sent >= 3 * 5  # per zone at least: ListHostedZonesByName, GetHostedZone, ListResourceRecordSets
+    assert proxy.count("GET rrset") == 5, proxy.seen  # each zone listed once: its diff takes the fleet's reading
     assert took >= (sent - BURST) / RATE - 0.05
 
 
