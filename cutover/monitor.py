@@ -188,11 +188,12 @@ async def _gather(setups: Sequence[Setup], jobs: Sequence[tuple[int, Job]]) -> l
 
 
 def record_round(s: Setup, journal: Journal, answers: Sequence[Answer], started: float,
-                 sections: Mapping[str, Any] | None = None) -> tuple[Setup, dict[str, Any]]:
+                 sections: Mapping[str, Any] | None = None, awaiting: Sequence[str] = ()) -> tuple[Setup, dict[str, Any]]:
     """Learn from one plan's answers, judge them and journal the round. Returns the updated
     setup (newly dated change, agreement, learnt TTLs) and the round's document. ``sections``
     are what the background work adds to it: ``probes`` (the probe services' state, their
-    answers being in ``answers``) and ``old_mail`` (does the old MX still accept mail)."""
+    answers being in ``answers``) and ``old_mail`` (does the old MX still accept mail);
+    ``awaiting`` the probe measurements whose first result is still on its way."""
     number = journal.round_count(s.plan.zone) + 1
     rnd = Round(number, _dt(started), tuple(answers))
     s = _learn(s, rnd, started)
@@ -201,7 +202,7 @@ def record_round(s: Setup, journal: Journal, answers: Sequence[Answer], started:
     s = replace(s, agreed_since=(s.agreed_since if s.agreed_since is not None else started) if agreed else None)
     if s.change_time is None and agreed:
         s = replace(s, change_time=started, change_source=f"observed at the authoritative servers in round {number}")
-    evidence = _evidence(s, summarise(rnd, s.targets), server_views)
+    evidence = _evidence(s, summarise(rnd, s.targets), server_views, awaiting)
     verdict = decide(evidence, rules(s.plan), _dt(started))
     stale = stale_resolvers(rnd, s.targets, _maybe_dt(s.agreed_since), _dt(started))
     doc = rounds_doc.round_document(rnd, s.targets, verdict, evidence, stale=stale,
@@ -211,6 +212,8 @@ def record_round(s: Setup, journal: Journal, answers: Sequence[Answer], started:
     doc["zone"] = s.plan.zone
     doc["change"] = {"time": iso_precise(s.change_time), "source": s.change_source}
     doc.update(sections or {})
+    if awaiting:
+        doc["awaiting_probes"] = list(awaiting)
     stored, probe_groups = rounds_doc.stored_form(doc)
     journal.add_round(s.plan.zone, number, started, stored)
     journal.add_probe_results(s.plan.zone, number, probe_groups)
@@ -260,14 +263,15 @@ def _learn_old_host(d: DelegationWatch, zone: str, targets: Sequence[Target], an
     return replace(d, serving_old=tuple(serving_old), new_since=tuple(since.items()))
 
 
-def _evidence(s: Setup, summaries: Sequence[RecordSummary], server_views: Sequence[ServerView]) -> Evidence:
+def _evidence(s: Setup, summaries: Sequence[RecordSummary], server_views: Sequence[ServerView],
+              awaiting: Sequence[str] = ()) -> Evidence:
     agreed = _maybe_dt(s.agreed_since)
     if s.delegation is None:
         bound = bounds.record_change(s.targets, agreed)
     else:
         bound = bounds.delegation_change(s.targets, agreed, s.delegation.as_bound_input())
     return Evidence(tuple(summaries), tuple(server_views), agreed, bound, _maybe_dt(s.change_time),
-                    tuple(item.reason for item in s.left_behind), history.retiring(s.targets))
+                    tuple(item.reason for item in s.left_behind), history.retiring(s.targets), tuple(awaiting))
 
 
 def rules(plan: Plan) -> Rules:
@@ -293,12 +297,14 @@ def rounds(watches: MutableSequence[tuple[Setup, Journal]], *, once: bool = Fals
             done = []
             for i, ((setup_, journal), found, runner, mail) in enumerate(zip(list(watches), answers, runners, old_mail)):
                 sections: dict[str, Any] = {}
+                awaiting: list[str] = []
                 if runner is not None:
                     probe_answers, sections["probes"] = runner.snapshot()
+                    awaiting = runner.awaited()
                     found = [*found, *probe_answers]
                 if mail is not None:
                     sections["old_mail"] = mail.snapshot()
-                setup_, doc = record_round(setup_, journal, found, started, sections)
+                setup_, doc = record_round(setup_, journal, found, started, sections, awaiting)
                 watches[i] = (setup_, journal)
                 done.append(doc["verdict"]["retire"])
                 yield doc

@@ -144,6 +144,7 @@ def evidence(doc: Mapping[str, Any], change_time: datetime | None) -> Evidence:
         change_time=change_time,
         left_behind=tuple(str(item.get("reason", item)) for item in doc.get("left_behind", [])),
         retiring=tuple((doc.get("verdict") or {}).get("retiring", [])),
+        awaiting=tuple(str(x) for x in doc.get("awaiting_probes") or ()),
     )
 
 

@@ -61,6 +61,10 @@ class Evidence:
     change_time: datetime | None
     left_behind: tuple[str, ...] = ()
     retiring: tuple[str, ...] = ()  # the old server: addresses (else names) no new answer keeps
+    #: Probe measurements whose first result has not arrived yet ("globalping: www.example.com. A"):
+    #: until it does, the caches those probes sit behind are unheard, and they are the ones a
+    #: resolver list cannot show (a cache that stretches TTLs answers old long after the bound).
+    awaiting: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ def decide(evidence: Evidence, rules: Rules, now: datetime) -> Verdict:
     """
     now = _utc(now)
     change = _utc(evidence.change_time) if evidence.change_time is not None else None
-    propagation, unpropagated = _propagation(evidence.summaries, rules.threshold, now)
+    propagation, unpropagated = _propagation(evidence.summaries, rules.threshold, now, evidence.awaiting)
     conditions = (
         propagation,
         _quorum(evidence.summaries, rules, now),
@@ -141,7 +145,21 @@ def decide(evidence: Evidence, rules: Rules, now: datetime) -> Verdict:
                    evidence.retiring)
 
 
-def _propagation(summaries: Sequence[RecordSummary], threshold: float, now: datetime) -> tuple[Condition, tuple[str, ...]]:
+#: Probe measurements named in the propagation condition's reason before "+N more".
+AWAITING_SHOWN = 3
+
+
+def _propagation(summaries: Sequence[RecordSummary], threshold: float, now: datetime,
+                 awaiting: Sequence[str] = ()) -> tuple[Condition, tuple[str, ...]]:
+    found, unpropagated = _shares(summaries, threshold, now)
+    if not awaiting:
+        return found, unpropagated
+    more = f", +{len(awaiting) - AWAITING_SHOWN} more" if len(awaiting) > AWAITING_SHOWN else ""
+    waiting = f"waiting for the first probe results ({', '.join(awaiting[:AWAITING_SHOWN])}{more})"
+    return Condition("propagation", False, None, waiting if found.met else f"{found.reason}; {waiting}"), unpropagated
+
+
+def _shares(summaries: Sequence[RecordSummary], threshold: float, now: datetime) -> tuple[Condition, tuple[str, ...]]:
     if not summaries:
         return Condition("propagation", True, now, "no record is asked of resolvers (judged at the authoritative servers)"), ()
     behind = [s for s in summaries if not s.reached(threshold)]

@@ -23,12 +23,12 @@ _UNSET: Any = object()
 
 def evidence(summaries: Sequence[RecordSummary], *, change: datetime | None, ttl: int = 300,
              servers: Sequence[ServerView] = (NS1,), agreed: datetime | None = _UNSET,
-             left: Sequence[str] = ()) -> Evidence:
+             left: Sequence[str] = (), awaiting: Sequence[str] = ()) -> Evidence:
     agreed = change if agreed is _UNSET else agreed
     bound = (bounds.Bound(agreed + timedelta(seconds=ttl), f"the longest old TTL ({ttl}s)") if agreed is not None
              else bounds.Bound(None, "the old TTL counts from when every authoritative server serves the new data, "
                                      "which has not happened yet"))
-    return Evidence(tuple(summaries), tuple(servers), agreed, bound, change, tuple(left))
+    return Evidence(tuple(summaries), tuple(servers), agreed, bound, change, tuple(left), awaiting=tuple(awaiting))
 
 
 def judge(summaries: Sequence[RecordSummary], *, now: datetime, change: datetime | None, threshold: float = 1.0,

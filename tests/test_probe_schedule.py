@@ -223,3 +223,42 @@ def test_a_measurement_the_service_ended_without_results_is_not_read_again():
         r.close()
     assert answers == () and service.reads["m1"] == 0 and report[0]["in_flight"] == 0
     assert "No suitable probes" in report[0]["problems"][0]
+
+
+def test_a_record_is_awaited_until_its_first_result_and_a_refused_start_is_not():
+    service = FakeService(polls=1)
+    clock = [time.time()]
+    r = runner(service, (WWW, MX), clock=lambda: clock[0])
+    r._stop.set()  # no background loop: drive it by hand
+    assert r.awaited() == ["globalping: www.example.com. A", "globalping: example.com. MX"]  # not even started
+    r._create(0, WWW)
+    service.fail_create = [ApiError("globalping: POST /v1/measurements: HTTP 503: down", 503)]
+    r._create(0, MX)  # refused: reported, and not waited for
+    assert r.awaited() == ["globalping: www.example.com. A"]  # in flight, no result yet
+    r._poll((0, WWW.key))
+    assert r.awaited() == []
+    answers, _ = r.snapshot()
+    r.close()
+    assert {a.measured for a in answers} == {datetime.fromtimestamp(clock[0], timezone.utc)}  # when it began
+
+
+def test_a_restarted_watch_carries_a_result_over_exactly_as_long_as_a_running_one():
+    now = time.time()
+    expiry = 2 * 600 + globalping.MEASUREMENT_TIMEOUT
+
+    def stored(age: float) -> dict:
+        return {"time": iso_precise(now), "records": [{"name": WWW.name, "type": "A", "answers": []}],
+                "probes": [{"service": "globalping", "entry": "watch.probes[0]", "url": "http://127.0.0.1:9", "every": 600.0,
+                            "records": [{"name": WWW.name, "type": "A", "state": "finished", "id": "m1",
+                                         "started": iso_precise(now - age - 5), "finished": iso_precise(now - age)}]}]}
+
+    kept = runner(FakeService(), previous=stored(expiry - 5), clock=lambda: now)
+    dropped = runner(FakeService(), previous=stored(expiry + 5), clock=lambda: now)
+    try:
+        assert kept.snapshot()[1][0]["records"][0]["state"] == "finished"
+        _, report = dropped.snapshot()
+        assert report[0]["records"][0]["state"] == "waiting"
+        assert "too old and were dropped" in report[0]["problems"][0]
+    finally:
+        kept.close()
+        dropped.close()

@@ -44,6 +44,17 @@ def test_retire_when_all_hold():
     assert v.earliest == now  # the latest of the three times
 
 
+def test_probe_measurements_on_their_way_hold_propagation_and_are_named():
+    waiting = [f"globalping: r{i}.example.com. A" for i in range(5)]
+    v = judge([summary(new=40)], awaiting=waiting)
+    assert not v.retire and v.missing == ("propagation",) and v.earliest is None
+    assert v.condition("propagation").reason == ("waiting for the first probe results (globalping: r0.example.com. A, "
+                                                 "globalping: r1.example.com. A, globalping: r2.example.com. A, +2 more)")
+    behind = judge([summary(new=30, old=10)], awaiting=waiting[:1]).condition("propagation").reason
+    assert behind.startswith("below 100% new: ") and behind.endswith("; waiting for the first probe results "
+                                                                      "(globalping: r0.example.com. A)")
+
+
 def test_propagated_but_parallel_period_running():
     now = T0 + timedelta(days=1)
     v = judge([summary(new=40)], now=now)

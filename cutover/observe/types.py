@@ -101,9 +101,10 @@ class Vantage:
 class Answer:
     """What one server said about one record, reduced to a state.
 
-    A probe network's answer also carries its ``vantage`` and ``measured``, the time its
-    result reached us: it joins every round from then on until a newer measurement
-    replaces it, and its age (round time minus ``measured``) is shown with it.
+    A probe network's answer also carries its ``vantage`` and ``measured``, when its
+    measurement began (the probe asked then or a little later): it joins every round
+    from the one after its result arrived until a newer measurement replaces it, and its
+    age (round time minus ``measured``) is shown with it.
     """
 
     resolver: Resolver

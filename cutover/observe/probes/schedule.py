@@ -7,10 +7,12 @@ starts one measurement per record every ``every``; the measurements in flight ar
 concurrently, each as soon as its service allows (``ProbeClient.ready_at``), so results
 arrive within a poll interval of the service finishing them. Each round takes a
 ``snapshot``: the latest finished measurement of every record, whose answers then
-count like any resolver's, each with the time it arrived (its age is shown). A newer
-measurement replaces the older; results older than ``EXPIRY_ROUNDS`` schedules are
-dropped (and said), so a service that went down stops holding the verdict with
-evidence from long ago, without ever being taken as a sign that caches have moved on.
+count like any resolver's, each with the time its measurement began (its age is shown).
+A newer measurement replaces the older; results older than ``EXPIRY_ROUNDS`` schedules
+and the service's measurement timeout are dropped (and said), so a service that went
+down stops holding the verdict with evidence from long ago, without ever being taken as
+a sign that caches have moved on. Until a record's first result arrives, the round's
+verdict waits for it (``awaited``): the probes' caches are unheard until then.
 
 A service failing (down, 4xx, 5xx, a malformed answer, a rate limit) is a *problem* of
 its entry in the next snapshot; it never stops the watch.
@@ -147,6 +149,27 @@ class ProbeRunner:
                     return False  # not even started yet
         return True
 
+    def awaited(self) -> list[str]:
+        """The records whose first result (or the first since the last expired) has not
+        arrived while a measurement of them is on its way or due: the round's verdict waits
+        for them. A service that refused to start one (down, over its limit) is reported,
+        not waited for, so an outage cannot hold the verdict for ever."""
+        waiting = []
+        with self._lock:
+            for i, state in enumerate(self._entries):
+                for t in state.targets:
+                    slot = (i, t.key)
+                    if slot in self._board:
+                        continue
+                    if slot in self._flights or t.key in state.creating or t.key not in state.next_start:
+                        waiting.append(f"{state.entry.service}: {t.name} {t.type}")
+        return waiting
+
+    def _expiry(self, state: _EntryState) -> float:
+        """How long a result is carried over: two schedules and the service's own
+        measurement timeout (a measurement may take that long to replace it)."""
+        return EXPIRY_ROUNDS * state.entry.settings.every + state.entry.module.MEASUREMENT_TIMEOUT
+
     # -- what a round sees ---------------------------------------------------------------
 
     def snapshot(self) -> tuple[tuple[Answer, ...], list[dict[str, Any]]]:
@@ -157,7 +180,7 @@ class ProbeRunner:
         report = []
         with self._lock:
             for i, state in enumerate(self._entries):
-                expiry = EXPIRY_ROUNDS * state.entry.settings.every + state.entry.module.MEASUREMENT_TIMEOUT
+                expiry = self._expiry(state)
                 mine = 0
                 records = []
                 for t in state.targets:
@@ -282,7 +305,10 @@ class ProbeRunner:
                 return
         now = self.clock()
         assert flight.last is not None
-        moment = datetime.fromtimestamp(now, timezone.utc)
+        # When the probes asked is somewhere between the measurement's start and now: the
+        # start, the earliest, so that an honest cache is never called stale for an answer
+        # it gave in time (its age is then the most it can be).
+        moment = datetime.fromtimestamp(flight.started_at, timezone.utc)
         answers = tuple(replace(a, measured=moment) for a in flight.last.answers)
         self._board[slot] = Measured(answers, now, flight.started_at, flight.id)
         state.last_finished = now
@@ -310,9 +336,14 @@ class ProbeRunner:
                     if now - started < state.entry.module.MEASUREMENT_TIMEOUT:  # read on where it was left
                         self._flights[(i, key)] = _Flight(target, str(rec["id"]), self.monotonic() - (now - started), started)
                 finished = _ts(rec.get("finished"))
-                if finished is not None and now - finished < EXPIRY_ROUNDS * settings.every:
+                if finished is None:
+                    continue
+                if now - finished < self._expiry(state):  # as long as a running watch keeps it
                     answers = _stored_answers(doc, key, state.entry.service)
                     self._board[(i, key)] = Measured(answers, finished, started, str(rec.get("id", "")))
+                else:
+                    state.problems.append(f"{state.entry.service}: the results for {target.name} {target.type} from "
+                                          f"{iso_precise(finished)} are too old and were dropped")
 
 
 def _stored_answers(doc: Mapping[str, Any], key: RecordKey, service: str) -> tuple[Answer, ...]:
