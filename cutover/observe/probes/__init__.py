@@ -53,6 +53,29 @@ def error_message(response: requests.Response, describe: Callable[[Mapping[str, 
     return shorten(describe(err), 300)
 
 
+class ServiceClient:
+    """What every service's client shares: one HTTP session carrying the credential, and
+    each measurement's next allowed read, which the scheduler asks for (``ready_at``)
+    instead of blocking in a poll. Subclasses set ``settings`` (with its ``url``)."""
+
+    settings: ProbeSettings
+
+    def __init__(self, authorization: str | None) -> None:
+        self._session = api_session(authorization)
+        self._next_read: dict[str, float] = {}  # measurement id -> clock() of its next allowed read
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.settings.url!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def ready_at(self, measurement_id: str) -> float:
+        """The ``clock()`` time before which this measurement is not read again: the
+        service's poll interval after the previous read, or what a ``Retry-After`` said."""
+        return self._next_read.get(measurement_id, 0.0)
+
+
 class RateLimited(ApiError):
     """A service refused for rate: ``wait`` seconds (None: unknown) before it will accept
     again. The scheduler starts nothing new there before then."""

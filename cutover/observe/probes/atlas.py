@@ -61,7 +61,7 @@ import requests
 
 from cutover.observe.classify import read_response
 from cutover.observe import probes
-from cutover.observe.probes import PROBE, Progress, RateLimited, api_session
+from cutover.observe.probes import PROBE, Progress, RateLimited, ServiceClient
 from cutover.observe.probes.atlas_settings import (  # noqa: F401 - the service's surface, read as atlas.NAME
     SERVICE, DEFAULT_URL, DNS_UDP_CREDITS, DNS_TCP_CREDITS, ONE_OFF_FACTOR, PROBES_PER_MEASUREMENT,
     RESULTS_PER_DAY, CREDITS_PER_DAY, SIMULTANEOUS_MEASUREMENTS, DAY, DEFAULT_EVERY, QUERY_TYPES, AREAS,
@@ -158,7 +158,7 @@ class ProbeInfo:
         return cls(str(probe.get("country_code") or ""), asn, prefix)
 
 
-class AtlasClient:
+class AtlasClient(ServiceClient):
     """One API endpoint with its key, pacing itself as the API asks.
 
     It reads a measurement no more often than every ``poll_interval`` seconds (the first
@@ -169,8 +169,11 @@ class AtlasClient:
     The key is sent only in the ``Authorization`` header and scrubbed from every message.
     """
 
+    settings: AtlasSettings
+
     def __init__(self, settings: AtlasSettings, policy: RetryPolicy = DEFAULT_POLICY,
                  clock: Callable[[], float] = time.monotonic, poll_interval: float = MIN_POLL_INTERVAL) -> None:
+        super().__init__(f"Key {settings.key}" if settings.key else None)
         self.settings = settings
         self.policy = policy
         self.clock = clock
@@ -179,18 +182,10 @@ class AtlasClient:
         self.not_before = 0.0  # clock() before which no measurement is created
         #: Why the last probe metadata lookup failed (None: it did not); answers then carry only probe ids.
         self.probe_lookup_error: str | None = None
-        self._next_read: dict[str, float] = {}  # measurement id -> clock() of its next allowed read
         self._stopped_short: set[str] = set()  # final status seen once with results still missing
         self._asked: dict[str, set[int]] = {}  # measurement id -> probe ids already looked up for it
         self._probes: dict[int, ProbeInfo] = {}
         self._ended: dict[str, MeasurementEnded] = {}  # measurements over without a result
-        self._session = api_session(f"Key {settings.key}" if settings.key else None)
-
-    def __repr__(self) -> str:
-        return f"AtlasClient({self.settings.url!r})"
-
-    def close(self) -> None:
-        self._session.close()
 
     # -- the three steps ----------------------------------------------------------------
 
@@ -237,11 +232,6 @@ class AtlasClient:
             last = state if state is not None else last
             if state is not None and state.final:
                 return state
-
-    def ready_at(self, measurement_id: str) -> float:
-        """The ``clock()`` time before which this measurement is not read again: a poll
-        interval after the previous read (or its creation), or what a ``Retry-After`` said."""
-        return self._next_read.get(measurement_id, 0.0)
 
     def progress(self, measurement_id: str, target: Target) -> Progress | None:
         """One reading (the measurement, then its results), first waiting until ``ready_at``

@@ -38,7 +38,7 @@ import requests
 
 from cutover.observe.classify import read_response
 from cutover.observe import probes
-from cutover.observe.probes import PROBE, Progress, RateLimited, api_session, SettingError
+from cutover.observe.probes import PROBE, Progress, RateLimited, ServiceClient, SettingError
 from cutover.observe.types import Answer, Target, Vantage
 from cutover.records import shorten
 from cutover.resolvers import Resolver, parse_address
@@ -292,7 +292,7 @@ def _describe(err: Mapping[str, Any]) -> str:
     return text
 
 
-class GlobalpingClient:
+class GlobalpingClient(ServiceClient):
     """One API endpoint with its token, pacing itself to what the API asks.
 
     It never polls a measurement more often than every ``MIN_POLL_INTERVAL`` (counted from
@@ -302,22 +302,17 @@ class GlobalpingClient:
     Waits longer than ``policy.max_wait`` are not slept: they raise ``GlobalpingLimited``.
     """
 
+    settings: GlobalpingSettings
+
     def __init__(self, settings: GlobalpingSettings, policy: RetryPolicy = DEFAULT_POLICY,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(f"Bearer {settings.token}" if settings.token else None)
         self.settings = settings
         self.policy = policy
         self.clock = clock
         self.sleep: Callable[[float], None] = time.sleep  # tests replace it to observe pauses
         self.rate = RateLimit()
         self.not_before = 0.0  # clock() before which no measurement is created
-        self._next_read: dict[str, float] = {}  # measurement id -> clock() of its next allowed read
-        self._session = api_session(f"Bearer {settings.token}" if settings.token else None)
-
-    def __repr__(self) -> str:
-        return f"GlobalpingClient({self.settings.url!r})"
-
-    def close(self) -> None:
-        self._session.close()
 
     # -- the three steps ----------------------------------------------------------------
 
@@ -361,12 +356,6 @@ class GlobalpingClient:
             last = state if state is not None else last
             if state is not None and state.get("status") != "in-progress":
                 return state
-
-    def ready_at(self, measurement_id: str) -> float:
-        """The ``clock()`` time before which the API does not want this measurement read
-        again: 500 ms after the previous answer, or what its ``Retry-After`` said. A caller
-        polling many measurements at once reads this instead of blocking in ``poll``."""
-        return self._next_read.get(measurement_id, 0.0)
 
     def poll(self, measurement_id: str) -> Mapping[str, Any] | None:
         """One ``GET`` of the measurement, first waiting until ``ready_at`` if the caller
