@@ -133,6 +133,51 @@ def load_line() -> str:
 # --------------------------------------------------------------------------- results
 
 
+OCTODNS_CONFIG = """\
+providers:
+  config:
+    class: octodns.provider.yaml.YamlProvider
+    directory: {zones}
+    default_ttl: 300
+    enforce_order: false
+zones:
+  {origin}:
+    sources: [config]
+    targets: []
+"""
+
+
+def octodns_report(records: dict[str, Any], origin: str, servers: Sequence[str], workdir: Path,
+                   concurrency: int | None = None, timeout: float = 1800) -> dict[str, Any]:
+    """Run ``octodns-report`` (the reference tool: it asks every server for every record
+    of a zone, port 53 only) over ``records`` (octodns YAML, by name relative to
+    ``origin``); wall and CPU time, rows and timeouts, or ``skipped`` with why."""
+    import shutil
+
+    import yaml
+
+    exe = shutil.which("octodns-report") or str(Path(sys.executable).with_name("octodns-report"))
+    if not Path(exe).exists():
+        return {"skipped": "octodns-report is not installed (pip install -e '.[bench]' in benchmarks/.venv)"}
+    zones = workdir / "zones"
+    zones.mkdir(exist_ok=True)
+    (zones / f"{origin}yaml").write_text(yaml.safe_dump(records))
+    config = workdir / "octodns.yaml"
+    config.write_text(OCTODNS_CONFIG.format(zones=zones, origin=origin))
+    extra = ["--concurrency", str(concurrency)] if concurrency else []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run([exe, "--config-file", str(config), "--zone", origin, "--source", "config", *extra, *servers],
+                          capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        return {"skipped": f"octodns-report failed: {proc.stderr.strip()[-500:]}"}
+    rows = [line for line in proc.stdout.splitlines()[1:] if line.strip()]
+    return {"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+            "rows": len(rows), "timeouts": sum(line.count("*timeout*") for line in rows)}
+
+
 def memory_lines(mem: dict[str, Any] | None, what: str) -> list[str]:
     """The "memory stays flat over rounds" table: RSS after each round, and its growth
     from round 2 (round 1 pays for the imports and the first buffers)."""

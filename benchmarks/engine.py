@@ -289,48 +289,16 @@ def dnsperf(named: Named, names: int, seconds: float, outstanding: int, workdir:
             "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)}
 
 
-OCTODNS_CONFIG = """\
-providers:
-  config:
-    class: octodns.provider.yaml.YamlProvider
-    directory: {zones}
-    default_ttl: 300
-    enforce_order: false
-zones:
-  {origin}:
-    sources: [config]
-    targets: []
-"""
-
-
 def octodns_report(named: Named, names: int, concurrency: int | None, workdir: Path) -> dict:
     """``octodns-report`` over the same server: it asks port 53 of the addresses it is given."""
-    import yaml
-
-    exe = shutil.which("octodns-report") or str(Path(sys.executable).with_name("octodns-report"))
-    if not Path(exe).exists():
-        return {"skipped": "octodns-report is not installed (pip install -e '.[bench]' in benchmarks/.venv)"}
     if named.port != 53:
         return {"skipped": "octodns-report asks port 53 only; this process could not bind it (needs root and a free port 53)"}
-    zones = workdir / "zones"
-    zones.mkdir(exist_ok=True)
     data = {f"host{i}": {"type": "A", "ttl": 300, "value": value_of(i)} for i in range(names)}
-    (zones / f"{ORIGIN}yaml").write_text(yaml.safe_dump(data))
-    config = workdir / "octodns.yaml"
-    config.write_text(OCTODNS_CONFIG.format(zones=zones, origin=ORIGIN))
-    extra = ["--concurrency", str(concurrency)] if concurrency else []
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    proc = subprocess.run([exe, "--config-file", str(config), "--zone", ORIGIN, "--source", "config", *extra, named.address],
-                          capture_output=True, text=True, timeout=WORKER_TIMEOUT)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        return {"skipped": f"octodns-report failed: {proc.stderr.strip()[-500:]}"}
-    rows = [line for line in proc.stdout.splitlines()[1:] if line.strip()]
-    return {"concurrency": concurrency or "default (4)", "queries": names, "rows": len(rows), "wall_s": wall,
-            "answers_per_s": names / wall, "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "timeouts": sum(line.count("*timeout*") for line in rows)}
+    found = _bench.octodns_report(data, ORIGIN, [named.address], workdir, concurrency, WORKER_TIMEOUT)
+    if "skipped" in found:
+        return found
+    return {"concurrency": concurrency or "default (4)", "queries": names, "rows": found["rows"], "wall_s": found["wall_s"],
+            "answers_per_s": names / found["wall_s"], "cpu_s": found["cpu_s"], "timeouts": found["timeouts"]}
 
 
 # --------------------------------------------------------------------------- orchestration

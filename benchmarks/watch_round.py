@@ -21,12 +21,8 @@ import asyncio
 import gc
 import json
 import os
-import resource
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -182,59 +178,15 @@ def worker_sequential(args: argparse.Namespace) -> dict:
 # --------------------------------------------------------------------------- octodns-report
 
 
-OCTODNS_CONFIG = """\
-providers:
-  config:
-    class: octodns.provider.yaml.YamlProvider
-    directory: {zones}
-    default_ttl: 300
-    enforce_order: false
-  out:
-    class: octodns.provider.yaml.YamlProvider
-    directory: {out}
-zones:
-  {origin}:
-    sources: [config]
-    targets: [out]
-"""
-
-
 def octodns_report(size: int, endpoints: list[list], workdir: Path) -> dict:
     """``octodns-report`` at its defaults over the same names and resolvers (port 53 only)."""
-    import yaml
-
-    exe = shutil.which("octodns-report") or str(Path(sys.executable).with_name("octodns-report"))
-    if not Path(exe).exists():
-        return {"names": size, "skipped": "octodns-report is not installed (pip install -e '.[bench]')"}
-    zones, out = workdir / "zones", workdir / "out"
-    zones.mkdir(exist_ok=True)
-    out.mkdir(exist_ok=True)
     data = {name[: -len(ORIGIN) - 1]: {"type": "A", "ttl": 300, "value": value_of(i)} for i, name in enumerate(names(size))}
-    (zones / f"{ORIGIN}yaml").write_text(yaml.safe_dump(data))
-    config = workdir / "octodns.yaml"
-    config.write_text(OCTODNS_CONFIG.format(zones=zones, out=out, origin=ORIGIN))
     servers = [host for host, _ in endpoints]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [exe, "--config-file", str(config), "--zone", ORIGIN, "--source", "config", *servers],
-        capture_output=True, text=True, timeout=WORKER_TIMEOUT,
-    )
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        return {"names": size, "skipped": f"octodns-report failed: {proc.stderr.strip()[-500:]}"}
-    rows = [line for line in proc.stdout.splitlines()[1:] if line.strip()]
-    timeouts = sum(line.count("*timeout*") for line in rows)
-    return {
-        "names": size,
-        "queries": size * len(servers),
-        "wall_s": wall,
-        "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-        "answers_per_s": size * len(servers) / wall,
-        "rows": len(rows),
-        "timeouts": timeouts,
-    }
+    found = _bench.octodns_report(data, ORIGIN, servers, workdir, timeout=WORKER_TIMEOUT)
+    if "skipped" in found:
+        return {"names": size, **found}
+    return {"names": size, "queries": size * len(servers), "wall_s": found["wall_s"], "cpu_s": found["cpu_s"],
+            "answers_per_s": size * len(servers) / found["wall_s"], "rows": found["rows"], "timeouts": found["timeouts"]}
 
 
 # --------------------------------------------------------------------------- orchestration
