@@ -40,6 +40,8 @@ from providers.base import Provider
 STATE_DIR = ".cutover"
 
 T = TypeVar("T")
+#: A fleet's progress is said every this many zones (on a terminal; the zones' own steps too).
+PROGRESS_EVERY = 100
 
 
 @dataclass(frozen=True)
@@ -207,12 +209,16 @@ class Session:
                 failure = Failure(fleetmod.stand_in(plan, zone), f"{zone}: {why}", ProviderError.exit_code)
                 self.warn(failure.message)
                 mine.append(failure)
+            count = len(found.plans)
             if stages is None:
-                mine += [self._one(zone_plan, operation) for zone_plan in found.plans]
+                mine += [self._counted(plan, k, count, "done", self._one(zone_plan, operation))
+                         for k, zone_plan in enumerate(found.plans, start=1)]
             else:
                 start, finish = stages
-                started = [self._one(zone_plan, start) for zone_plan in found.plans]
-                mine += [self._finish(zone_plan, r, finish) for zone_plan, r in zip(found.plans, started)]
+                started = [self._counted(plan, k, count, "started", self._one(zone_plan, start))
+                           for k, zone_plan in enumerate(found.plans, start=1)]
+                mine += [self._counted(plan, k, count, "finished", self._finish(zone_plan, r, finish))
+                         for k, (zone_plan, r) in enumerate(zip(found.plans, started), start=1)]
             results += mine
             fleets.append(fleetmod.FleetRun(plan, found, tuple(mine)))
         worst = max((r.exit_code for r in results if isinstance(r, Failure)), default=0)
@@ -225,6 +231,12 @@ class Session:
             message, code = explain(exc)
             self.warn(message)
             return Failure(plan, message, code)
+
+    def _counted(self, fleet: fleetmod.FleetPlan, k: int, count: int, what: str, result: T) -> T:
+        """``result``, after saying how far a long fleet has got (every ``PROGRESS_EVERY`` zones)."""
+        if k % PROGRESS_EVERY == 0 or (k == count and count >= PROGRESS_EVERY):
+            self.progress(f"{fleet.zone}: {what} {k:,} of {count:,} zones")
+        return result
 
     def _finish(self, plan: planmod.Plan, started: Any, finish: Callable[[Any], Any]) -> Any:
         """The second stage of a zone whose first stage did not fail."""
