@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import re
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -75,6 +76,13 @@ DEFAULT_MAX_ATTEMPTS = 10
 DEFAULT_RATE = 5.0
 #: Requests that may go at once after a pause: one second's worth at the paced rate.
 BURST_SECONDS = 1.0
+
+#: Hosted zones found in this run, by (endpoint, account, zone, the plan's hosted_zone_id
+#: or ""): a fleet makes a provider per zone and step, and each would otherwise find its
+#: zone again, two requests of the account's few a second. A hosted zone's id and
+#: delegation set do not change under a running cutover.
+_FOUND: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+_FOUND_LOCK = threading.Lock()
 
 #: The record types Route 53 supports (its "Supported DNS record types").
 SUPPORTED_TYPES = frozenset({
@@ -163,6 +171,7 @@ class Route53Provider(Provider):
         self._zone_id: str | None = configured.strip().rsplit("/", 1)[-1] if configured else None
         self._profile: str | None = settings.get("profile") or None
         self._client: Any = None
+        self._account = ""  # whose hosted zones these are (``_account``), set with the client
         self._hosted_zone: dict[str, Any] | None = None
         self.held: dict[RecordKey, str] = {}
 
@@ -227,9 +236,9 @@ class Route53Provider(Provider):
             region_name=session.region_name or SIGNING_REGION,
             config=Config(retries=retries),
         )
+        self._account = _account(core)  # the client has resolved its credentials already (session-cached)
         if rate > 0:
-            # The client has resolved its credentials already (session-cached): no extra lookup.
-            key = (client.meta.endpoint_url, _account(core))
+            key = (client.meta.endpoint_url, self._account)
             bucket = pacing.shared(key, rate, max(1.0, rate * BURST_SECONDS))
             # before-send fires once per HTTP attempt, retries included, after signing (a
             # wait of seconds is well inside a signature's five minutes); a handler's return
@@ -286,6 +295,10 @@ class Route53Provider(Provider):
         """GetHostedZone's whole answer (it also holds the delegation set), checked to be
         the plan's zone so that a pasted id of another zone cannot be changed by mistake."""
         if self._hosted_zone is None:
+            found = (self.client.meta.endpoint_url, self._account, self.zone, self._zone_id or "")
+            with _FOUND_LOCK:
+                self._hosted_zone = _FOUND.get(found)
+        if self._hosted_zone is None:
             zone_id = self._zone_id or self._find_zone_id()
             with self._errors(f"read hosted zone {zone_id}"):
                 answer = self.client.get_hosted_zone(Id=zone_id)
@@ -296,6 +309,8 @@ class Route53Provider(Provider):
                     "check provider.hosted_zone_id"
                 )
             self._hosted_zone = answer
+            with _FOUND_LOCK:
+                _FOUND[found] = answer
         return self._hosted_zone
 
     def _find_zone_id(self) -> str:

@@ -150,6 +150,11 @@ def test_a_fleet_diff_keeps_to_the_plans_rate(aws: Any, proxy: FaultProxy, tmp_p
     sent = len(proxy.seen)
     assert sent >= 3 * 5  # per zone at least: ListHostedZonesByName, GetHostedZone, ListResourceRecordSets
     assert proxy.count("GET rrset") == 5, proxy.seen  # each zone listed once: its diff takes the fleet's reading
+    proxy.seen.clear()
+    applied = cutover("apply", str(plan), "--yes", "--force", "--format", "json", cwd=tmp_path)
+    assert {p["status"] for p in json.loads(applied.stdout)["plans"]} <= {"verified", "unverified"}, applied.stderr
+    # each zone found once in the run (not again by its change and its verification), changed once
+    assert proxy.count("GET hostedzonesbyname") == proxy.count("GET hostedzone") == proxy.count("POST rrset") == 5
     assert took >= (sent - BURST) / RATE - 0.05
 
 
