@@ -4,40 +4,28 @@ resolvers in front of a real BIND: the answers (abuf) follow real caches."""
 from __future__ import annotations
 
 import socket
-import time
 from typing import Iterator
 
-import dns.message
-import dns.query
-import dns.update
 import pytest
 
 from cutover.observe.probes.atlas import AtlasClient, AtlasLimited, AtlasSettings, ProbeSpec, settings_from
-from cutover.observe.types import Target
 from providers.httpclient import ApiError, RetryPolicy
+from tests.integration.probes_world import NEW, OLD, WWW, record_pauses, two_caches
 from tests.integration.servers import free_port
 from tests.integration.servers.atlas_fake import FakeAtlas, FakeProbe, atlas_api  # noqa: F401 (fixture)
-from tests.integration.servers.bind import BindZone, bind_server  # noqa: F401 (fixture)
+from tests.integration.servers.bind import bind_server  # noqa: F401 (fixture)
 from tests.integration.servers.unbound import unbound_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 
-ZONE = "acme.example.com."  # under example.com: Unbound refuses test. by default
-OLD, NEW = "198.51.100.10", "203.0.113.10"
-WWW = Target(("www." + ZONE, "A"), (NEW,), (OLD,), 300)
 POLL = 0.2  # the tests' poll interval (the real API's is MIN_POLL_INTERVAL)
 TOKYO, BERLIN = "ripe-atlas JP AS2516 #1001", "ripe-atlas DE AS3320 #1002"
 
 
 def world(bind_server, unbound_server, api: FakeAtlas):
-    """BIND serving www with the old address; Tokyo's Unbound caches it, then the zone
-    changes, so Berlin's Unbound (asked only now) sees the new one."""
-    bind = bind_server(BindZone(ZONE, records=(f"www 300 IN A {OLD}",)))
-    tokyo, berlin = unbound_server(ZONE, bind.port), unbound_server(ZONE, bind.port)
-    dns.query.udp(dns.message.make_query(WWW.name, "A"), "127.0.0.1", port=tokyo.port, timeout=3)  # caches OLD
-    update = dns.update.Update(ZONE, keyring=bind.keyring())
-    update.replace("www", 300, "A", NEW)
-    dns.query.tcp(update, "127.0.0.1", port=bind.port, timeout=3)
+    """The two caches (``probes_world.two_caches``), a probe's each: Tokyo's kept the old
+    answer, Berlin's sees the new one."""
+    _, tokyo, berlin = two_caches(bind_server, unbound_server)
     api.add_probe(FakeProbe(1001, "JP", 2516, "106.128.0.0/12", [("127.0.0.1", tokyo.port)]))
     api.add_probe(FakeProbe(1002, "DE", 3320, "91.0.0.0/10", [("127.0.0.1", berlin.port)]))
     return tokyo, berlin
@@ -48,14 +36,7 @@ def client(api: FakeAtlas, **entry) -> tuple[AtlasClient, list[float]]:
     settings = settings_from({"service": "ripe-atlas", "key": api.key, "url": api.url,
                               "probes": [{"type": "area", "value": "WW", "requested": 10}], **entry})
     c = AtlasClient(settings, RetryPolicy(max_wait=5), poll_interval=POLL)
-    pauses: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        pauses.append(seconds)
-        time.sleep(seconds)
-
-    c.sleep = sleep
-    return c, pauses
+    return c, record_pauses(c)
 
 
 @pytest.fixture

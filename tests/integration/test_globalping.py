@@ -3,38 +3,25 @@ Unbound resolvers in front of a real BIND: the answers follow real caches."""
 
 from __future__ import annotations
 
-import time
-
-import dns.message
-import dns.query
-import dns.update
 import pytest
 
 from cutover.observe.probes.globalping import MIN_POLL_INTERVAL, GlobalpingClient, GlobalpingLimited, GlobalpingSettings, answers_from
-from cutover.observe.types import Target
 from providers.httpclient import ApiError, RetryPolicy
+from tests.integration.probes_world import NEW, OLD, WWW, record_pauses, two_caches
 from tests.integration.servers import free_port
-from tests.integration.servers.bind import BindZone, bind_server  # noqa: F401 (fixture)
+from tests.integration.servers.bind import bind_server  # noqa: F401 (fixture)
 from tests.integration.servers.globalping_fake import FakeGlobalping, FakeProbe, globalping_api  # noqa: F401 (fixture)
 from tests.integration.servers.unbound import unbound_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 
-ZONE = "acme.example.com."  # under example.com: Unbound refuses test. by default
-OLD, NEW = "198.51.100.10", "203.0.113.10"
-WWW = Target(("www." + ZONE, "A"), (NEW,), (OLD,), 300)
 EVERYWHERE = ({"magic": "world", "limit": 10},)
 
 
 def world(bind_server, unbound_server, api: FakeGlobalping):
-    """BIND serving www with the old address; Tokyo's Unbound caches it, then the zone
-    changes, so Berlin's Unbound (asked only now) sees the new one."""
-    bind = bind_server(BindZone(ZONE, records=(f"www 300 IN A {OLD}",)))
-    tokyo, berlin = unbound_server(ZONE, bind.port), unbound_server(ZONE, bind.port)
-    dns.query.udp(dns.message.make_query(WWW.name, "A"), "127.0.0.1", port=tokyo.port, timeout=3)  # caches OLD
-    update = dns.update.Update(ZONE, keyring=bind.keyring())
-    update.replace("www", 300, "A", NEW)
-    dns.query.tcp(update, "127.0.0.1", port=bind.port, timeout=3)
+    """The two caches (``probes_world.two_caches``), a probe's each: Tokyo's kept the old
+    answer, Berlin's sees the new one."""
+    bind, tokyo, berlin = two_caches(bind_server, unbound_server)
     api.add_probe(FakeProbe("JP", "Tokyo", 2516, "KDDI Corporation", ("127.0.0.1", tokyo.port), continent="AS"))
     api.add_probe(FakeProbe("DE", "Berlin", 3320, "Deutsche Telekom AG", ("127.0.0.1", berlin.port)))
     return bind
@@ -43,14 +30,7 @@ def world(bind_server, unbound_server, api: FakeGlobalping):
 def client(api: FakeGlobalping, **settings) -> tuple[GlobalpingClient, list[float]]:
     """A client whose pauses are real but recorded."""
     c = GlobalpingClient(GlobalpingSettings(url=api.url, **{"locations": EVERYWHERE, **settings}), RetryPolicy(max_wait=5))
-    pauses: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        pauses.append(seconds)
-        time.sleep(seconds)
-
-    c.sleep = sleep
-    return c, pauses
+    return c, record_pauses(c)
 
 
 def test_probe_answers_follow_their_resolvers_caches(bind_server, unbound_server, globalping_api):

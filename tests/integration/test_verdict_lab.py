@@ -16,7 +16,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import dns.message
 import dns.rdatatype
@@ -323,6 +323,11 @@ class ProbeService(FakeAtlas):
         return "\n".join(f"  {seen.wall - since:+7.2f}s one-off {seen.measurement}: "
                          f"{sorted(seen.values) if seen.values is not None else 'no answer'}" for seen in self.lookups)
 
+    def story(self, run: lab.WatchRun, since: float, bound: float | None = None) -> str:
+        """For assertion messages: the true bound (if given), the probe's lookups, the rounds."""
+        told = f"true bound {bound - since:+.2f}s; " if bound is not None else ""
+        return f"{told}probe lookups:\n{self.timeline(since)}\nrounds:\n{run.describe(since)}"
+
 
 def _found(result: dict) -> frozenset[str] | None:
     """The A values in one probe's result (its first resolver's), None when it got no answer."""
@@ -348,6 +353,16 @@ def with_probe(world: lab.World, unbound_server, service: ProbeService) -> Unbou
     cache = lab.closed_unbound(unbound_server, ZONE, world.primary.port)
     service.add_probe(AtlasProbe(6001, "JP", 2516, "1.0.16.0/20", [(cache.address, cache.port)]))
     return cache
+
+
+def probe_case(tmp_path, monkeypatch, bind_server, unbound_server, hidden_cache, service: ProbeService, ttl: int = G_TTL,
+               **sections) -> tuple[lab.World, UnboundServer, Operator]:
+    """www A (``ttl``) on the old address, a probe with its own cache (``with_probe``), and the
+    operator whose watch asks the probe service: (the world, the probe's cache, the operator)."""
+    world = lab.plain_world(bind_server, unbound_server, hidden_cache, (f"www {ttl} IN A {OLD}",))
+    cache = with_probe(world, unbound_server, service)
+    op = operator(tmp_path, world, [www_a(ttl)], watch={"probes": [probe_entry(service, monkeypatch)]}, **sections)
+    return world, cache, op
 
 
 def probe_entry(service: ProbeService, monkeypatch) -> dict:
@@ -382,6 +397,25 @@ def prime_probe(cache: UnboundServer) -> float:
     return primed
 
 
+def apply_after_priming(world: lab.World, cache: UnboundServer, op: Operator) -> tuple[float, float]:
+    """Prime the probe's cache and the hidden cache with the old answer, then apply the
+    change: (when the hidden cache was primed, when the change was applied)."""
+    prime_probe(cache)
+    started = lab.prime_hidden(world, WWW, "A", {OLD})
+    op("apply", "--yes")
+    return started, time.time()
+
+
+def watch_until(op: Operator, seconds: float, enough: Callable[[dict], bool]) -> lab.WatchRun:
+    """Watch until a round is ``enough``, the watch exits, or ``seconds`` have passed."""
+    with op.watch(seconds + 5) as watch:
+        deadline = time.time() + seconds
+        while time.time() < deadline and watch.process.poll() is None and not any(enough(d) for d in list(watch.rounds)):
+            time.sleep(0.2)
+        watch.process.terminate()
+        return watch.wait()
+
+
 def test_g_probes_carried_over_old_answer_holds_the_verdict_until_a_newer_measurement(
         tmp_path, monkeypatch, bind_server, unbound_server, hidden_cache, probe_service):
     """The watch's resolver sees the new data from its first round; the probe's cache, like
@@ -389,17 +423,12 @@ def test_g_probes_carried_over_old_answer_holds_the_verdict_until_a_newer_measur
     first measurement says so. That answer stays in every round until a newer measurement
     replaces it, and holds the verdict even once the TTL bound has passed. True bound (both
     caches): the change + the old TTL; the verdict may come one probe schedule after it."""
-    world = lab.plain_world(bind_server, unbound_server, hidden_cache, (f"www {G_TTL} IN A {OLD}",))
-    cache = with_probe(world, unbound_server, probe_service)
-    op = operator(tmp_path, world, [www_a(G_TTL)], watch={"probes": [probe_entry(probe_service, monkeypatch)]})
-    prime_probe(cache)
-    started = lab.prime_hidden(world, WWW, "A", {OLD})
-    op("apply", "--yes")
-    applied = time.time()
+    world, cache, op = probe_case(tmp_path, monkeypatch, bind_server, unbound_server, hidden_cache, probe_service)
+    started, applied = apply_after_priming(world, cache, op)
     run = op.watch_until_retire(40)
     switched = world.hidden.stop_when_switched({NEW})
     bound = applied + G_TTL + lab.EXPIRY
-    story = f"true bound {bound - started:+.2f}s; probe lookups:\n{probe_service.timeline(started)}\nrounds:\n{run.describe(started)}"
+    story = probe_service.story(run, started, bound)
     print(story)
     lookups = probe_service.lookups
     assert lookups and lookups[0].values == {OLD}, f"the probe's first lookup did not find the old answer\n{story}"
@@ -430,13 +459,8 @@ def test_g_probe_service_that_stops_answering_keeps_its_last_old_answer_in_the_r
     the verdict (a silent service is no evidence that its probe's cache moved on), the
     round after the failure says so, and the TTL bound holds whatever the probes say."""
     probe_service.down_from = 2
-    world = lab.plain_world(bind_server, unbound_server, hidden_cache, (f"www {G_TTL} IN A {OLD}",))
-    cache = with_probe(world, unbound_server, probe_service)
-    op = operator(tmp_path, world, [www_a(G_TTL)], watch={"probes": [probe_entry(probe_service, monkeypatch)]})
-    prime_probe(cache)
-    started = lab.prime_hidden(world, WWW, "A", {OLD})
-    op("apply", "--yes")
-    applied = time.time()
+    world, cache, op = probe_case(tmp_path, monkeypatch, bind_server, unbound_server, hidden_cache, probe_service)
+    started, applied = apply_after_priming(world, cache, op)
     bound = applied + G_TTL + lab.EXPIRY
     two_schedules = schedule.EXPIRY_ROUNDS * EVERY
 
@@ -444,14 +468,9 @@ def test_g_probe_service_that_stops_answering_keeps_its_last_old_answer_in_the_r
         carried = probe_answers(doc)
         return round_time(doc) > bound + lab.INTERVAL and bool(carried) and carried[0]["age"] > two_schedules + 1
 
-    with op.watch(40) as watch:
-        deadline = time.time() + 35
-        while time.time() < deadline and watch.process.poll() is None and not any(long_enough(d) for d in list(watch.rounds)):
-            time.sleep(0.2)
-        watch.process.terminate()
-        run = watch.wait()
+    run = watch_until(op, 35, long_enough)
     switched = world.hidden.stop_when_switched({NEW})
-    story = f"true bound {bound - started:+.2f}s; probe lookups:\n{probe_service.timeline(started)}\nrounds:\n{run.describe(started)}"
+    story = probe_service.story(run, started, bound)
     print(story)
     assert [seen.values for seen in probe_service.lookups] == [{OLD}], f"not one measurement of the old answer\n{story}"
     assert probe_service.down_since is not None and probe_service.refused >= 1, f"the service never went down\n{story}"
@@ -480,9 +499,7 @@ def test_g_restarted_watch_keeps_a_carried_over_probe_answer_as_long_as_a_runnin
     but far younger than PROBE_EXPIRY, judges it as a running watch would: a restored
     result is carried over exactly as long as a running watch keeps one."""
     probe_service.down_from = 2
-    world = lab.plain_world(bind_server, unbound_server, hidden_cache, (f"www {G_TTL} IN A {OLD}",))
-    cache = with_probe(world, unbound_server, probe_service)
-    op = operator(tmp_path, world, [www_a(G_TTL)], watch={"probes": [probe_entry(probe_service, monkeypatch)]})
+    _, cache, op = probe_case(tmp_path, monkeypatch, bind_server, unbound_server, hidden_cache, probe_service)
     prime_probe(cache)
     op("apply", "--yes")
     (first,) = op.rounds("--once", expect=1)
@@ -509,19 +526,12 @@ def test_g_honest_probe_cache_is_not_called_stale_for_an_answer_that_arrived_lat
     probe's cache did nothing wrong: the answer is old, and not stale (``measured`` is
     when the measurement began, not when its result was read)."""
     ttl = int(atlas.MIN_POLL_INTERVAL)  # the lookup comes after the change, its result a poll interval later: past the bound
-    world = lab.plain_world(bind_server, unbound_server, hidden_cache, (f"www {ttl} IN A {OLD}",))
-    cache = with_probe(world, unbound_server, probe_service)
-    op = operator(tmp_path, world, [www_a(ttl)], watch={"probes": [probe_entry(probe_service, monkeypatch)]},
-                  retire={"parallel_period": "1m"})  # no retire (and exit) before the probe's answer arrives
+    _, cache, op = probe_case(tmp_path, monkeypatch, bind_server, unbound_server, hidden_cache, probe_service, ttl,
+                              retire={"parallel_period": "1m"})  # no retire (and exit) before the probe's answer arrives
     started = prime_probe(cache)
     op("apply", "--yes")
-    with op.watch(30) as watch:
-        deadline = time.time() + 25
-        while time.time() < deadline and watch.process.poll() is None and not any(probe_answers(d) for d in list(watch.rounds)):
-            time.sleep(0.2)
-        watch.process.terminate()
-        run = watch.wait()
-    story = f"probe lookups:\n{probe_service.timeline(started)}\nrounds:\n{run.describe(started)}"
+    run = watch_until(op, 25, lambda doc: bool(probe_answers(doc)))
+    story = probe_service.story(run, started)
     doc = next((d for d in run.rounds if probe_answers(d)), None)
     assert doc is not None, f"no round with the probe's answer\n{story}"
     (answer,) = probe_answers(doc)
@@ -551,7 +561,7 @@ def test_g_watch_started_after_the_bound_hears_its_probes_before_retiring(
     applied = time.time()
     time.sleep(max(0.0, applied + 2 + lab.EXPIRY + 0.5 - time.time()))  # the TTL bound has passed
     run = op.watch_until_retire(12)  # the probe's first result arrives within ~6 s, and says old
-    story = f"probe lookups:\n{probe_service.timeline(started)}\nrounds:\n{run.describe(started)}"
+    story = probe_service.story(run, started)
     assert lab.ask(cache.endpoint, WWW, "A") == {OLD}, f"the probe's cache did not keep the old answer\n{story}"
     assert all(seen.values == {OLD} for seen in probe_service.lookups), story
     index = run.retire_index()

@@ -27,7 +27,7 @@ WWW = [{"name": "www", "type": "A", "ttl": 1, "from": [OLD], "to": [NEW]}]
 def world(tmp_path, bind_server, unbound_server, api, probes, atlas=None):
     """BIND with www on the old address (TTL 60); the watch asks one Unbound; the probes
     ask two more: Tokyo's cached the old answer before the change, Berlin's did not (RIPE
-    Atlas probes in Australia and Brazil share those two caches)."""
+    Atlas probes in Australia and Brazil share those two caches). The change is applied."""
     bind = bind_server(BindZone(ZONE, records=(f"www 60 IN A {OLD}",)))
     asked, tokyo, berlin = (unbound_server(ZONE, bind.port) for _ in range(3))
     dns.query.udp(dns.message.make_query("www." + ZONE, "A"), "127.0.0.1", port=tokyo.port, timeout=3)
@@ -38,7 +38,13 @@ def world(tmp_path, bind_server, unbound_server, api, probes, atlas=None):
         atlas.add_probe(AtlasProbe(6002, "BR", 28573, "177.0.0.0/8", [("127.0.0.1", berlin.port)]))
     op = Operator(tmp_path, bind, [asked], WWW, watch={"resolvers": [asked.endpoint], "interval": "1s", "timeout": "1s",
                                                         "probes": probes})
+    op("apply", "--yes", "--force", "ttl")
     return op
+
+
+def anywhere(api, limit: int = 2) -> dict:
+    """A ``watch.probes`` entry: ``limit`` Globalping probes anywhere, every 10 minutes."""
+    return {"service": "globalping", "url": api.url, "locations": [{"magic": "world", "limit": limit}], "every": "10m"}
 
 
 def probe_answers(doc):
@@ -47,10 +53,7 @@ def probe_answers(doc):
 
 def test_probe_answers_join_the_round_with_their_vantage_counted_and_holding_the_verdict(
         tmp_path, bind_server, unbound_server, globalping_api):
-    op = world(tmp_path, bind_server, unbound_server, globalping_api,
-               [{"service": "globalping", "url": globalping_api.url, "locations": [{"magic": "world", "limit": 2}],
-                 "every": "10m"}])
-    op("apply", "--yes", "--force", "ttl")
+    op = world(tmp_path, bind_server, unbound_server, globalping_api, [anywhere(globalping_api)])
     (doc,) = op.rounds("--once", expect=1)
     probes = probe_answers(doc)
     assert set(probes) == {"Tokyo", "Berlin"}
@@ -80,10 +83,7 @@ def test_probe_answers_join_the_round_with_their_vantage_counted_and_holding_the
 
 def test_a_schedule_over_the_services_limit_is_refused_before_anything_is_sent(
         tmp_path, bind_server, unbound_server, globalping_api):
-    op = world(tmp_path, bind_server, unbound_server, globalping_api,
-               [{"service": "globalping", "url": globalping_api.url, "locations": [{"magic": "world", "limit": 50}],
-                 "every": "10m"}])
-    op("apply", "--yes", "--force", "ttl")
+    op = world(tmp_path, bind_server, unbound_server, globalping_api, [anywhere(globalping_api, limit=50)])
     result = op("watch", "--once", expect=2)
     assert "watch.probes[0]: globalping: 1 record(s) every 600s with 50 probes" in result.stderr
     assert "over the 250 free tests/hour allowed anonymously" in result.stderr and "Traceback" not in result.stderr
@@ -92,10 +92,7 @@ def test_a_schedule_over_the_services_limit_is_refused_before_anything_is_sent(
 
 def test_a_failing_service_is_reported_in_the_round_and_never_fails_the_watch(
         tmp_path, bind_server, unbound_server, globalping_api):
-    op = world(tmp_path, bind_server, unbound_server, globalping_api,
-               [{"service": "globalping", "url": globalping_api.url, "locations": [{"magic": "world", "limit": 2}],
-                 "every": "10m"}])
-    op("apply", "--yes", "--force", "ttl")
+    op = world(tmp_path, bind_server, unbound_server, globalping_api, [anywhere(globalping_api)])
     globalping_api.fail_next(1, 500, "POST")
     result = op("watch", "--once", "--format", "json", expect=1)  # not yet: the resolver alone cannot say more
     doc = json.loads(result.stdout)
@@ -107,7 +104,6 @@ def test_a_failing_service_is_reported_in_the_round_and_never_fails_the_watch(
 
 def test_the_probes_option_replaces_the_plans_entries(tmp_path, bind_server, unbound_server, globalping_api):
     op = world(tmp_path, bind_server, unbound_server, globalping_api, [])
-    op("apply", "--yes", "--force", "ttl")
     probes = tmp_path / "probes.yaml"
     probes.write_text(f"- {{service: globalping, url: '{globalping_api.url}', locations: [{{country: DE, limit: 1}}]}}\n")
     (doc,) = op.rounds("--once", "--probes", str(probes), expect=1)
@@ -122,11 +118,10 @@ def test_globalping_and_ripe_atlas_answers_join_one_round(tmp_path, monkeypatch,
     vantage, classified, counted in counts and share, and holding the verdict."""
     monkeypatch.setenv("ATLAS_KEY", atlas_api.key)
     op = world(tmp_path, bind_server, unbound_server, globalping_api, [
-        {"service": "globalping", "url": globalping_api.url, "locations": [{"magic": "world", "limit": 2}], "every": "10m"},
+        anywhere(globalping_api),
         {"service": "ripe-atlas", "url": atlas_api.url, "key": "${ATLAS_KEY}", "every": "1h",
          "probes": [{"type": "area", "value": "WW", "requested": 2}]},
     ], atlas=atlas_api)
-    op("apply", "--yes", "--force", "ttl")
     result = op("watch", "--once", "--format", "json", expect=1)
     (doc,) = [json.loads(line) for line in result.stdout.splitlines()]
     answers = [a for a in doc["records"][0]["answers"] if a["group"] == "probe"]

@@ -39,10 +39,9 @@ import ipaddress
 import json
 import secrets
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -51,7 +50,7 @@ import dns.message
 import dns.query
 import pytest
 
-from tests.integration.servers import serve_http, stop_http
+from tests.integration.servers.fakeapi import FakeApi, Fault
 
 QUERY_TYPES = {"A", "AAAA", "ANY", "CNAME", "DNSKEY", "DS", "HINFO", "MX", "NS", "NSEC", "NSEC3", "NSEC3PARAM", "PTR",
                "RRSIG", "SOA", "SRV", "SSHFP", "TLSA", "TXT"}
@@ -130,20 +129,12 @@ class Measurement:
         return "Stopped" if self.stopped_at is not None else "Ongoing"
 
 
-@dataclass
-class Fault:
-    method: str | None
-    path: str | None
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-
-class FakeAtlas:
+class FakeAtlas(FakeApi):
     """The API's state and behaviour; ``start`` serves it on 127.0.0.1:free port."""
 
     def __init__(self, key: str | None = None, in_progress_polls: int = 1, results_lag_reads: int = 0,
                  dns_timeout: float = 1.0, target_port: int = 53) -> None:
+        super().__init__()
         self.key = key or secrets.token_urlsafe(24)
         self.in_progress_polls = in_progress_polls
         self.results_lag_reads = results_lag_reads
@@ -151,20 +142,11 @@ class FakeAtlas:
         self.target_port = target_port  # where a requested target resolver is asked (tests run it on a free port)
         self.probes: list[FakeProbe] = []
         self.measurements: dict[int, Measurement] = {}
-        self.log: list[tuple[str, str, float]] = []  # (method, path with query, monotonic time)
         self.auth: list[str | None] = []  # the Authorization header of every request
         self.bodies: list[Any] = []  # bodies of POST requests, valid or not
-        self._faults: list[Fault] = []
         self._next_id = 1000001
-        self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
     # -- set-up used by tests ---------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "start() first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     def add_probe(self, probe: FakeProbe) -> FakeProbe:
         self.probes.append(probe)
@@ -174,43 +156,26 @@ class FakeAtlas:
         """The next ``count`` matching requests answer 429 with ``Retry-After``."""
         body = json.dumps({"error": {"status": 429, "code": 104, "title": "Too Many Requests",
                                      "detail": "Request was throttled."}}).encode()
-        self._add(count, Fault(method, path, 429, body, {"Retry-After": str(retry_after)}))
+        self.inject(count, Fault(status=429, body=body, headers={"Retry-After": str(retry_after)}, method=method, path=path))
 
     def fail_next(self, count: int, status: int = 500, body: str = "<h1>Server Error (500)</h1>", method: str | None = None,
                   path: str | None = None) -> None:
         """The next ``count`` matching requests answer ``status`` with ``body`` (a 200 with
         a body that is not JSON is a malformed answer)."""
-        self._add(count, Fault(method, path, status, body.encode(), {}))
+        self.inject(count, Fault(status=status, body=body.encode(), method=method, path=path))
 
     def reads(self, measurement_id: str | int, resource: str = "") -> list[float]:
         """When the measurement (``resource=""``) or its ``results/`` were read."""
         path = f"/api/v2/measurements/{measurement_id}/{resource}"
         return [t for m, p, t in self.log if m == "GET" and urlsplit(p).path == path]
 
-    def _add(self, count: int, fault: Fault) -> None:
-        with self._lock:
-            self._faults.extend(fault for _ in range(count))
-
     # -- server -----------------------------------------------------------------------
 
-    def start(self) -> "FakeAtlas":
-        self._httpd = serve_http(self._serve, ("GET", "POST"))
-        return self
+    def _note(self, method: str, h: BaseHTTPRequestHandler) -> None:
+        super()._note(method, h)
+        self.auth.append(h.headers.get("Authorization"))
 
-    def stop(self) -> None:
-        stop_http(self._httpd)
-
-    def _serve(self, h: BaseHTTPRequestHandler, method: str) -> None:
-        length = int(h.headers.get("Content-Length") or 0)
-        raw = h.rfile.read(length) if length else b""
-        with self._lock:
-            self.log.append((method, h.path, time.monotonic()))
-            self.auth.append(h.headers.get("Authorization"))
-            fault = next((f for f in self._faults if f.method in (None, method) and (f.path is None or f.path in h.path)), None)
-            if fault:
-                self._faults.remove(fault)
-        if fault:
-            return self._send(h, fault.status, fault.body, fault.headers)
+    def _answer(self, h: BaseHTTPRequestHandler, method: str, raw: bytes, fault: Fault | None) -> None:
         url = urlsplit(h.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         parts = [p for p in url.path.split("/") if p]
@@ -228,7 +193,7 @@ class FakeAtlas:
                                      "title": exc.title, "detail": exc.detail}
             if exc.errors:
                 error["errors"] = [{"source": {"pointer": p}, "detail": d} for p, d in exc.errors]
-            self._send(h, exc.status, json.dumps({"error": error}).encode())
+            self._send_json(h, exc.status, {"error": error})
 
     def _authorise(self, header: str | None, required: bool) -> None:
         """Creating needs the key; reading does not, but a wrong key is refused anywhere."""
@@ -237,24 +202,10 @@ class FakeAtlas:
         if header is not None and header != f"Key {self.key}":
             raise Invalid(403, "Forbidden", "The provided API key does not exist")
 
-    @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            h.send_header(k, v)
-        h.end_headers()
-        h.wfile.write(data)
-
     # -- POST -------------------------------------------------------------------------
 
     def _create(self, h: BaseHTTPRequestHandler, raw: bytes) -> None:
-        body: Any
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            raise Invalid(400, "Bad Request", "JSON parse error") from None
+        body = self._json(raw, Invalid(400, "Bad Request", "JSON parse error"))
         with self._lock:
             self.bodies.append(body)
         requested = validate(body)
@@ -269,7 +220,7 @@ class FakeAtlas:
                 self._next_id += 1
                 self.measurements[m.id] = m
                 ids.append(m.id)
-        self._send(h, 201, json.dumps({"measurements": ids}).encode())
+        self._send_json(h, 201, {"measurements": ids})
 
     # -- GET --------------------------------------------------------------------------
 
@@ -281,7 +232,7 @@ class FakeAtlas:
             self._run(m)
             with self._lock:
                 results = [m.results[p.id] for p in m.probes if p.id in m.results]
-            return self._send(h, 200, json.dumps(results).encode())
+            return self._send_json(h, 200, results)
         with self._lock:
             m.reads += 1
             if m.stopped_at is None and m.reads > self.in_progress_polls:
@@ -299,7 +250,7 @@ class FakeAtlas:
         }
         if "probes" in query.get("optional_fields", "").split(","):
             doc["probes"] = [{"id": p.id, "url": f"{self.url}/api/v2/probes/{p.id}/"} for p in m.probes]
-        self._send(h, 200, json.dumps(doc).encode())
+        self._send_json(h, 200, doc)
 
     def _run(self, m: Measurement) -> None:
         """Let the probes whose time has come report: quick ones at once, the others once
@@ -358,7 +309,7 @@ class FakeAtlas:
         fields = [f for f in query.get("fields", "").split(",") if f]
         if fields:
             found = [{k: v for k, v in p.items() if k in fields or k in ("id", "type")} for p in found]
-        self._send(h, 200, json.dumps({"count": len(found), "next": None, "previous": None, "results": found}).encode())
+        self._send_json(h, 200, {"count": len(found), "next": None, "previous": None, "results": found})
 
 
 def validate(body: Any) -> int:

@@ -24,15 +24,14 @@ import copy
 import ipaddress
 import json
 import secrets
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Iterator
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.integration.servers import serve_http, stop_http
+from tests.integration.servers.fakeapi import FakeApi, Fault
 
 API_PREFIX = "/client/v4"
 PROXIABLE = frozenset({"A", "AAAA", "CNAME"})
@@ -48,18 +47,6 @@ class Invalid(Exception):
 
 
 @dataclass
-class Fault:
-    kind: str  # "status", "drop", or "lost-reply" (the request is served, then the connection drops)
-    status: int = 500
-    retry_after: str | None = None
-    method: str | None = None  # only requests with this method and path fragment, when set
-    fragment: str = ""
-
-    def matches(self, method: str, path: str) -> bool:
-        return self.method is None or (method == self.method and self.fragment in path)
-
-
-@dataclass
 class FakeZone:
     id: str
     name: str
@@ -70,26 +57,24 @@ class FakeZone:
         return {"id": self.id, "name": self.name, "status": "active", "name_servers": self.name_servers}
 
 
-class FakeCloudflare:
+class FakeCloudflare(FakeApi):
     """The API's state and behaviour; ``start`` serves it on 127.0.0.1:free port."""
 
+    methods = ("GET", "POST", "PATCH", "DELETE")
+
     def __init__(self, token: str | None = None, max_per_page: int = 5) -> None:
+        super().__init__()
         self.token = token or secrets.token_urlsafe(30)
         self.max_per_page = max_per_page
         self.zones: dict[str, FakeZone] = {}
         self.content_only = False  # answer SRV/CAA without "data" (the newer content-only form)
-        self.log: list[tuple[str, str]] = []  # (method, path?query) of every request
         self.batches: list[dict] = []  # bodies of accepted batch requests
-        self._faults: list[Fault] = []
-        self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
     # -- set-up used by tests -----------------------------------------------------
 
     @property
     def base_url(self) -> str:
-        assert self._httpd is not None, "start() first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}{API_PREFIX}"
+        return f"{self.url}{API_PREFIX}"
 
     def add_zone(self, name: str) -> str:
         zid = secrets.token_hex(16)
@@ -105,88 +90,49 @@ class FakeCloudflare:
         return rec["id"]
 
     def fail_next(self, count: int, status: int = 500, retry_after: int | str | None = None) -> None:
-        ra = None if retry_after is None else str(retry_after)
-        with self._lock:
-            self._faults.extend(Fault("status", status, ra) for _ in range(count))
+        self.inject(count, self._fault("status", status, retry_after))
 
     def drop_next(self, count: int) -> None:
-        with self._lock:
-            self._faults.extend(Fault("drop") for _ in range(count))
+        self.inject(count, Fault("drop"))
 
     def fail_matching(self, method: str, fragment: str, kind: str = "status", status: int = 500,
                       count: int = 1, retry_after: int | None = None) -> None:
-        """The next ``count`` requests to ``method`` + ``fragment`` fail as ``kind`` (others pass)."""
-        ra = None if retry_after is None else str(retry_after)
-        with self._lock:
-            self._faults.extend(Fault(kind, status, ra, method, fragment) for _ in range(count))
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        """The next ``count`` requests to ``method`` + ``fragment`` fail as ``kind`` (others pass):
+        "status", "drop", or "lost-reply" (the request is served, then the connection drops)."""
+        self.inject(count, self._fault(kind, status, retry_after, method, fragment))
 
     def requests_to(self, method: str, fragment: str) -> int:
-        return sum(1 for m, p in self.log if m == method and fragment in p)
+        return sum(1 for m, p, _ in self.log if m == method and fragment in p)
+
+    def _fault(self, kind: str, status: int, retry_after: int | str | None, method: str | None = None,
+               fragment: str | None = None) -> Fault:
+        msg = "Rate limited. Please wait and consider throttling your request speed" if status == 429 else "Internal server error"
+        body = json.dumps(self._envelope(False, errors=[(971 if status == 429 else 10001, msg)])).encode()
+        headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+        return Fault(kind, status, body, headers, method, fragment)
 
     # -- server -------------------------------------------------------------------
 
-    def start(self) -> "FakeCloudflare":
-        self._httpd = serve_http(self._serve, ("GET", "POST", "PATCH", "DELETE"))
-        return self
-
-    def stop(self) -> None:
-        stop_http(self._httpd)
-
-    def _serve(self, h: BaseHTTPRequestHandler, method: str) -> None:
-        length = int(h.headers.get("Content-Length") or 0)
-        raw = h.rfile.read(length) if length else b""
-        with self._lock:
-            self.log.append((method, h.path))
-            fault = next((f for f in self._faults if f.matches(method, h.path)), None)
-            if fault:
-                self._faults.remove(fault)
-        if fault and fault.kind == "lost-reply":
-            fault = None
+    def _answer(self, h: BaseHTTPRequestHandler, method: str, raw: bytes, fault: Fault | None) -> None:
+        lost = fault is not None  # a "lost-reply" (the base serves the other kinds)
+        if lost:
             h.close_connection = True
-            lost = True
-        else:
-            lost = False
-        if fault and fault.kind == "drop":
-            h.close_connection = True
-            return  # no status line at all: the client sees the connection close
-        if fault:
-            msg = "Rate limited. Please wait and consider throttling your request speed" if fault.status == 429 else "Internal server error"
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            return self._send(h, fault.status, self._envelope(False, errors=[(971 if fault.status == 429 else 10001, msg)]), headers)
         if h.headers.get("Authorization") != f"Bearer {self.token}":
-            return self._send(h, 401, self._envelope(False, errors=[(10000, "Authentication error")]))
+            return self._send_json(h, 401, self._envelope(False, errors=[(10000, "Authentication error")]))
         url = urlparse(h.path)
         if not url.path.startswith(API_PREFIX):
-            return self._send(h, 404, self._envelope(False, errors=[(7000, "No route for that URI")]))
+            return self._send_json(h, 404, self._envelope(False, errors=[(7000, "No route for that URI")]))
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            return self._send(h, 400, self._envelope(False, errors=[(9207, "Request body is invalid JSON")]))
-        try:
+            body = self._json(raw, Invalid(9207, "Request body is invalid JSON"))
             with self._lock:
                 status, payload = self._route(method, url.path[len(API_PREFIX):], query, body)
         except Invalid as exc:
             errors = getattr(exc, "all", None) or [(exc.code, exc.message)]
-            return self._send(h, exc.status, self._envelope(False, errors=errors))
+            return self._send_json(h, exc.status, self._envelope(False, errors=errors))
         if lost:
             return  # served, but the reply never reaches the client
-        self._send(h, status, payload)
-
-    @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, payload: dict, headers: dict | None = None) -> None:
-        data = json.dumps(payload).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            h.send_header(k, v)
-        h.end_headers()
-        h.wfile.write(data)
+        self._send_json(h, status, payload)
 
     @staticmethod
     def _envelope(success: bool, result: Any = None, errors: list[tuple[int, str]] = (), info: dict | None = None) -> dict:

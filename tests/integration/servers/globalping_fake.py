@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Iterator
 
 import dns.exception
@@ -39,7 +38,7 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from tests.integration.servers import serve_http, stop_http
+from tests.integration.servers.fakeapi import FakeApi, Fault
 
 QUERY_TYPES = {"A", "AAAA", "ANY", "CNAME", "DNSKEY", "DS", "HTTPS", "MX", "NS", "NSEC", "PTR", "RRSIG", "SOA", "TXT", "SRV", "SVCB"}
 LOCATION_KEYS = {"continent", "region", "country", "state", "city", "asn", "network", "tags", "magic", "limit"}
@@ -97,11 +96,12 @@ class Measurement:
     results: list[dict[str, Any] | None] = field(default_factory=list)
 
 
-class FakeGlobalping:
+class FakeGlobalping(FakeApi):
     """The API's state and behaviour; ``start`` serves it on 127.0.0.1:free port."""
 
     def __init__(self, token: str | None = None, hourly_anonymous: int = 250, hourly_token: int = 500,
                  in_progress_polls: int = 1, dns_timeout: float = 1.0) -> None:
+        super().__init__()
         self.token = token or secrets.token_urlsafe(24)
         self.hourly = {"anon": hourly_anonymous, "auth": hourly_token}
         self.consumed = {"anon": 0, "auth": 0}
@@ -109,18 +109,9 @@ class FakeGlobalping:
         self.dns_timeout = dns_timeout
         self.probes: list[FakeProbe] = []
         self.measurements: dict[str, Measurement] = {}
-        self.log: list[tuple[str, str, float]] = []  # (method, path, monotonic time)
         self.bodies: list[Any] = []  # bodies of POST requests, valid or not
-        self._faults: list[tuple[str | None, int, int]] = []  # (method or None, status, Retry-After seconds)
-        self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
     # -- set-up used by tests ---------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "start() first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     def add_probe(self, probe: FakeProbe) -> FakeProbe:
         self.probes.append(probe)
@@ -128,42 +119,28 @@ class FakeGlobalping:
 
     def rate_limit_next(self, count: int, retry_after: int = 1, method: str | None = None) -> None:
         """The next ``count`` requests (of ``method``, if given) answer 429 with Retry-After."""
-        with self._lock:
-            self._faults.extend((method, 429, retry_after) for _ in range(count))
+        self.inject(count, self._fault(429, retry_after, method))
 
     def fail_next(self, count: int, status: int = 500, method: str | None = None) -> None:
         """The next ``count`` requests (of ``method``, if given) fail with ``status``."""
-        with self._lock:
-            self._faults.extend((method, status, 0) for _ in range(count))
+        self.inject(count, self._fault(status, 0, method))
 
     def read_times(self, measurement_id: str) -> list[float]:
         return [t for m, p, t in self.log if m == "GET" and p.endswith("/" + measurement_id)]
 
+    def _fault(self, status: int, retry_after: int, method: str | None) -> Fault:
+        """A 429 says when to retry, as the API's rate limit does; any other status is an API error."""
+        if status == 429:
+            error = self._error("too_many_requests", f"Too many requests. Please retry in {retry_after} seconds.")
+            return Fault(status=429, body=json.dumps(error).encode(), headers={"Retry-After": str(retry_after)}, method=method)
+        return Fault(status=status, body=json.dumps(self._error("api_error", "Internal Server Error.")).encode(), method=method)
+
     # -- server -----------------------------------------------------------------------
 
-    def start(self) -> "FakeGlobalping":
-        self._httpd = serve_http(self._serve, ("GET", "POST"))
-        return self
-
-    def stop(self) -> None:
-        stop_http(self._httpd)
-
-    def _serve(self, h: BaseHTTPRequestHandler, method: str) -> None:
-        length = int(h.headers.get("Content-Length") or 0)
-        raw = h.rfile.read(length) if length else b""
-        with self._lock:
-            self.log.append((method, h.path, time.monotonic()))
-            fault = next((f for f in self._faults if f[0] in (None, method)), None)
-            if fault:
-                self._faults.remove(fault)
-        if fault and fault[1] == 429:
-            return self._send(h, 429, self._error("too_many_requests", f"Too many requests. Please retry in {fault[2]} seconds."),
-                              {"Retry-After": str(fault[2])})
-        if fault:
-            return self._send(h, fault[1], self._error("api_error", "Internal Server Error."))
+    def _answer(self, h: BaseHTTPRequestHandler, method: str, raw: bytes, fault: Fault | None) -> None:
         auth = h.headers.get("Authorization")
         if auth is not None and auth != f"Bearer {self.token}":
-            return self._send(h, 401, self._error("unauthorized", "Invalid token."))
+            return self._send_json(h, 401, self._error("unauthorized", "Invalid token."))
         try:
             if method == "POST" and h.path == "/v1/measurements":
                 return self._create(h, raw, "auth" if auth else "anon")
@@ -171,18 +148,7 @@ class FakeGlobalping:
                 return self._read(h, h.path.rsplit("/", 1)[1])
             raise Invalid(404, "not_found", "Couldn't find the requested route.")
         except Invalid as exc:
-            self._send(h, exc.status, self._error(exc.kind, exc.message, exc.params))
-
-    @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            h.send_header(k, v)
-        h.end_headers()
-        h.wfile.write(data)
+            self._send_json(h, exc.status, self._error(exc.kind, exc.message, exc.params))
 
     @staticmethod
     def _error(kind: str, message: str, params: dict[str, str] | None = None) -> dict[str, Any]:
@@ -194,11 +160,7 @@ class FakeGlobalping:
     # -- POST -------------------------------------------------------------------------
 
     def _create(self, h: BaseHTTPRequestHandler, raw: bytes, who: str) -> None:
-        body: Any
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            raise Invalid(400, "invalid_json", "Invalid JSON body.") from None
+        body = self._json(raw, Invalid(400, "invalid_json", "Invalid JSON body."))
         with self._lock:
             self.bodies.append(body)
         wanted = validate(body, who)
@@ -210,13 +172,13 @@ class FakeGlobalping:
             if used + wanted > limit:
                 headers = self._rate_headers(who, 0)
                 msg = "This measurement exceeds the remaining hourly rate limit for your IP address."
-                return self._send(h, 429, self._error("rate_limit_exceeded", msg), headers | {"X-Request-Cost": str(wanted)})
+                return self._send_json(h, 429, self._error("rate_limit_exceeded", msg), headers | {"X-Request-Cost": str(wanted)})
             self.consumed[who] += len(chosen)
             m = Measurement(secrets.token_hex(8), body, chosen, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             m.results = [None] * len(chosen)
             self.measurements[m.id] = m
             headers = self._rate_headers(who, len(chosen)) | {"Location": f"{self.url}/v1/measurements/{m.id}"}
-        self._send(h, 202, {"id": m.id, "probesCount": len(chosen)}, headers)
+        self._send_json(h, 202, {"id": m.id, "probesCount": len(chosen)}, headers)
 
     def _rate_headers(self, who: str, consumed: int) -> dict[str, str]:
         limit = self.hourly[who]
@@ -244,8 +206,8 @@ class FakeGlobalping:
             now = time.monotonic()
             m.read_times = [t for t in m.read_times if now - t < 1.0] + [now]
             if len(m.read_times) > 2:
-                return self._send(h, 429, self._error("too_many_requests", "Too many requests. Please retry in 1 second."),
-                                  {"Retry-After": "1"})
+                return self._send_json(h, 429, self._error("too_many_requests", "Too many requests. Please retry in 1 second."),
+                                       {"Retry-After": "1"})
             m.reads += 1
             finished = m.reads > self.in_progress_polls
         for i, probe in enumerate(m.probes):
@@ -255,10 +217,10 @@ class FakeGlobalping:
                    for p, r in zip(m.probes, m.results)]
         if any(r["result"]["status"] == "in-progress" and p.state != "stuck" for p, r in zip(m.probes, results)):
             finished = False
-        self._send(h, 200, {"id": m.id, "type": "dns", "status": "finished" if finished else "in-progress",
-                            "createdAt": m.created, "updatedAt": m.created, "target": m.request["target"],
-                            "probesCount": len(m.probes), "locations": m.request.get("locations", []),
-                            "measurementOptions": m.request.get("measurementOptions", {}), "results": results})
+        self._send_json(h, 200, {"id": m.id, "type": "dns", "status": "finished" if finished else "in-progress",
+                                 "createdAt": m.created, "updatedAt": m.created, "target": m.request["target"],
+                                 "probesCount": len(m.probes), "locations": m.request.get("locations", []),
+                                 "measurementOptions": m.request.get("measurementOptions", {}), "results": results})
 
     def _run(self, probe: FakeProbe, request: dict[str, Any]) -> dict[str, Any] | None:
         """One probe's test: a real DNS query to its resolver (or the requested one)."""

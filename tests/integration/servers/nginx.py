@@ -24,20 +24,16 @@ from __future__ import annotations
 
 import datetime
 import os
-import shutil
-import subprocess
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 import trustme
 
-from tests.integration.servers import free_port, need_binary, stop_process, wait_for_tcp
+from tests.integration.servers import DaemonServer, free_port, need_binary, spawn, start_daemon, started_servers, wait_for_tcp
 
-READY_TIMEOUT = 20.0
 DEFAULT_NAME = "default.invalid"
 #: Debian's nginx-common ships this page; the copy below is used when it is absent.
 DEBIAN_DEFAULT_PAGE = Path("/usr/share/nginx/html/index.html")
@@ -84,22 +80,23 @@ class NginxSite:
 
 
 @dataclass
-class NginxServer:
+class NginxServer(DaemonServer):
     """A running nginx and where to reach it."""
 
-    directory: Path
     http_port: int
     https_port: int
     ca_file: str
-    address: str = "127.0.0.1"
-    process: subprocess.Popen | None = field(default=None, repr=False)
+    log_files = ("error.log",)
+    stop_timeout = 5.0
 
-    def log(self) -> str:
-        path = self.directory / "error.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        stop_process(self.process, timeout=5)
+    def answers(self) -> bool:
+        """Both ports accept connections (nginx binds them before it starts its worker)."""
+        try:
+            for port in (self.http_port, self.https_port):
+                wait_for_tcp(port, timeout=0.5)
+        except TimeoutError:
+            return False
+        return True
 
 
 def _site_files(directory: Path, ca: trustme.CA, site: NginxSite, index: int) -> str:
@@ -148,7 +145,7 @@ http {{
 """
 
 
-def start(sites: tuple[NginxSite, ...]) -> NginxServer:
+def start(*sites: NginxSite) -> NginxServer:
     binary = need_binary("nginx", "nginx")
     directory = Path(tempfile.mkdtemp(prefix="cutover-nginx-"))
     os.chmod(directory, 0o755)  # workers run as nobody under root
@@ -156,57 +153,21 @@ def start(sites: tuple[NginxSite, ...]) -> NginxServer:
     ca = trustme.CA()
     ca.cert_pem.write_to_path(str(directory / "ca.pem"))
     template = config(directory, ca, sites)
-    output = ""
-    for _ in range(3):
-        http, https = free_port(), free_port()
-        if http == https:
-            continue
+
+    def launch() -> NginxServer:
+        http = https = free_port()
+        while https == http:
+            https = free_port()
         (directory / "nginx.conf").write_text(
             template.replace("{http}", f"127.0.0.1:{http}").replace("{https}", f"127.0.0.1:{https}"))
-        server = NginxServer(directory, http, https, str(directory / "ca.pem"))
-        server.process = subprocess.Popen(
-            [binary, "-p", f"{directory}/", "-c", str(directory / "nginx.conf"), "-e", str(directory / "error.log"),
-             "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=directory)
-        try:
-            _wait_ready(server)
-            return server
-        except TimeoutError:
-            server.stop()
-            output = server.log()
-            if "address already in use" not in output.lower():  # not a port clash: no point retrying
-                shutil.rmtree(directory, ignore_errors=True)
-                raise RuntimeError(f"nginx did not start:\n{output}") from None
-    shutil.rmtree(directory, ignore_errors=True)
-    raise RuntimeError(f"nginx did not start after 3 pairs of ports:\n{output}")
+        command = [binary, "-p", f"{directory}/", "-c", str(directory / "nginx.conf"), "-e", str(directory / "error.log"),
+                   "-g", "daemon off;"]
+        return NginxServer(directory, http, https, str(directory / "ca.pem"), process=spawn(command, directory))
 
-
-def _wait_ready(server: NginxServer) -> None:
-    """Both ports accept connections (nginx binds them before it starts its worker)."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process is not None and server.process.poll() is not None:
-            raise TimeoutError("nginx exited")
-        try:
-            for port in (server.http_port, server.https_port):
-                wait_for_tcp(port, timeout=0.5)
-            return
-        except TimeoutError:
-            continue
-    raise TimeoutError(f"nginx on ports {server.http_port}/{server.https_port} not ready after {READY_TIMEOUT}s")
+    return start_daemon("nginx", launch, clash="address already in use")
 
 
 @pytest.fixture
 def nginx_server() -> Iterator[Callable[..., NginxServer]]:
     """Start nginx for one test: ``nginx_server(NginxSite("www.example.test"), ...)``."""
-    started: list[NginxServer] = []
-
-    def make(*sites: NginxSite) -> NginxServer:
-        server = start(tuple(sites))
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        server.stop()
-        shutil.rmtree(server.directory, ignore_errors=True)
+    yield from started_servers(start)

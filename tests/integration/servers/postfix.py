@@ -31,21 +31,17 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import shutil
 import socket
-import subprocess
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
 import pytest
 import trustme
 
-from tests.integration.servers import free_port, need_binary, stop_process
+from tests.integration.servers import DaemonServer, free_port, need_binary, spawn, start_daemon, started_servers
 
-READY_TIMEOUT = 20.0
 MASTER = "/usr/lib/postfix/sbin/master"
 #: Queue subdirectories as Postfix's postfix-files creates them: (name, owner, group, mode).
 QUEUE_DIRS = (
@@ -79,32 +75,35 @@ class PostfixSetup:
 
 
 @dataclass
-class PostfixServer:
+class PostfixServer(DaemonServer):
     """A running Postfix master and where its SMTP service listens."""
 
-    directory: Path
     port: int
     setup: PostfixSetup
-    address: str = "127.0.0.1"
-    process: subprocess.Popen | None = field(default=None, repr=False)
+    log_files = ("maillog", "master.stderr")  # Postfix's own mail log (every daemon writes it through postlogd)
+    ready_pause = 0.1
 
     @property
     def endpoint(self) -> str:
         return f"{self.address}:{self.port}"
 
-    def log(self) -> str:
-        """Postfix's own mail log (every daemon writes it through postlogd) and master's stderr."""
-        parts = [p.read_text(errors="replace") for p in (self.directory / "maillog", self.directory / "master.stderr") if p.exists()]
-        return "\n".join(parts)
+    def answers(self) -> bool:
+        """Ready when the SMTP service greets with 220 (smtpd answers, not just master's socket)."""
+        try:
+            with socket.create_connection((self.address, self.port), timeout=1) as sock:
+                sock.settimeout(2)
+                if sock.recv(512).startswith(b"220"):
+                    sock.sendall(b"QUIT\r\n")
+                    return True
+        except OSError:
+            pass
+        return False
 
     def queued(self) -> list[str]:
         """Files in the queue directories that hold messages: always empty when nothing was sent."""
         queue = self.directory / "queue"
         return sorted(str(p.relative_to(queue)) for d in ("incoming", "active", "deferred", "hold", "maildrop")
                       for p in (queue / d).rglob("*") if p.is_file())
-
-    def stop(self) -> None:
-        stop_process(self.process)
 
 
 def tls_files(ca: trustme.CA, directory: Path, *names: str, **issue: Any) -> TLSFiles:
@@ -226,52 +225,18 @@ def start(setup: PostfixSetup) -> PostfixServer:
         pytest.fail("the postfix user or postdrop group is missing: reinstall the Debian package postfix")
     directory = Path(tempfile.mkdtemp(prefix="cutover-postfix-"))
     _prepare(directory, setup)
-    output = ""
-    for _ in range(3):
+
+    def launch() -> PostfixServer:
         port = setup.port or free_port()
         (directory / "main.cf").write_text(main_cf(directory, setup))
         (directory / "master.cf").write_text(master_cf(port, setup.address))
-        server = PostfixServer(directory, port, setup, setup.address)
-        with open(directory / "master.stderr", "wb") as log:
-            server.process = subprocess.Popen([MASTER, "-c", str(directory), "-d"], stdin=subprocess.DEVNULL,
-                                              stdout=log, stderr=subprocess.STDOUT, cwd=directory)
-        if _wait_ready(server):
-            return server
-        server.stop()
-        output = server.log()
-    shutil.rmtree(directory, ignore_errors=True)
-    pytest.fail(f"postfix did not start after 3 ports:\n{output[-3000:]}")
+        process = spawn([MASTER, "-c", str(directory), "-d"], directory, "master.stderr")
+        return PostfixServer(directory, port, setup, address=setup.address, process=process)
 
-
-def _wait_ready(server: PostfixServer) -> bool:
-    """Ready when the SMTP service greets with 220 (smtpd answers, not just master's socket)."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process is not None and server.process.poll() is not None:
-            return False
-        try:
-            with socket.create_connection((server.address, server.port), timeout=1) as sock:
-                sock.settimeout(2)
-                if sock.recv(512).startswith(b"220"):
-                    sock.sendall(b"QUIT\r\n")
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.1)
-    return False
+    return start_daemon("postfix", launch)
 
 
 @pytest.fixture
 def postfix_server() -> Iterator[Callable[[PostfixSetup], PostfixServer]]:
     """Start Postfix servers for one test: ``postfix_server(PostfixSetup(...))``; stopped and removed after."""
-    started: list[PostfixServer] = []
-
-    def make(setup: PostfixSetup) -> PostfixServer:
-        server = start(setup)
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        server.stop()
-        shutil.rmtree(server.directory, ignore_errors=True)
+    yield from started_servers(start)

@@ -21,11 +21,8 @@ zones, so the resolver can never send a query beyond loopback (to the root serve
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
@@ -34,30 +31,29 @@ import dns.message
 import dns.query
 import pytest
 
-from tests.integration.servers import free_port, need_binary, stop_process, wait_for_tcp
-
-READY_TIMEOUT = 20.0
+from tests.integration.servers import DaemonServer, free_port, need_binary, spawn, start_daemon, started_servers, wait_for_tcp
 
 
 @dataclass
-class UnboundServer:
+class UnboundServer(DaemonServer):
     """A running ``unbound`` and where to ask it."""
 
-    directory: Path
     port: int
-    address: str = "127.0.0.1"
-    process: subprocess.Popen | None = field(default=None, repr=False)
+    log_files = ("unbound.log",)
+    stop_timeout = 5.0
 
     @property
     def endpoint(self) -> str:
         return f"{self.address}:{self.port}"
 
-    def log(self) -> str:
-        path = self.directory / "unbound.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        stop_process(self.process, timeout=5)
+    def answers(self) -> bool:
+        """Ready means it answers over UDP, not just that the TCP socket is open."""
+        try:
+            wait_for_tcp(self.port, timeout=0.5)
+            dns.query.udp(dns.message.make_query("localhost.", "A"), self.address, timeout=0.5, port=self.port)
+        except (TimeoutError, dns.exception.Timeout, OSError):
+            return False
+        return True
 
 
 Upstream = int | str  # a port on 127.0.0.1, or "ADDRESS@PORT"
@@ -124,61 +120,19 @@ def start(zone: str, upstream: Upstream, cache_min_ttl: int = 0, serve_expired: 
           stubs: Mapping[str, Upstream] | None = None, closed: bool = False) -> UnboundServer:
     binary = need_binary("unbound", "unbound")
     directory = Path(tempfile.mkdtemp(prefix="cutover-unbound-"))
-    output = ""
-    for _ in range(3):
+
+    def launch() -> UnboundServer:
         port = free_port()
         (directory / "unbound.conf").write_text(
             config(port, zone, upstream, directory, cache_min_ttl, serve_expired, stubs=stubs, closed=closed))
-        server = UnboundServer(directory, port)
-        with open(directory / "unbound.log", "wb") as log:
-            server.process = subprocess.Popen(
-                [binary, "-d", "-c", str(directory / "unbound.conf")],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=directory,
-            )
-        try:
-            _wait_ready(server)
-            return server
-        except TimeoutError:
-            server.stop()
-            output = server.log()
-            if "bind" not in output.lower():  # not a port clash: no point retrying
-                shutil.rmtree(directory, ignore_errors=True)
-                raise RuntimeError(f"unbound did not start:\n{output}") from None
-    shutil.rmtree(directory, ignore_errors=True)
-    raise RuntimeError(f"unbound did not start after 3 ports:\n{output}")
+        command = [binary, "-d", "-c", str(directory / "unbound.conf")]
+        return UnboundServer(directory, port, process=spawn(command, directory, "unbound.log"))
 
-
-def _wait_ready(server: UnboundServer) -> None:
-    """Ready means it answers over UDP, not just that the TCP socket is open."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process is not None and server.process.poll() is not None:
-            raise TimeoutError("unbound exited")
-        try:
-            wait_for_tcp(server.port, timeout=0.5)
-            query = dns.message.make_query("localhost.", "A")
-            dns.query.udp(query, server.address, timeout=0.5, port=server.port)
-            return
-        except (TimeoutError, dns.exception.Timeout, OSError):
-            time.sleep(0.05)
-    raise TimeoutError(f"unbound on port {server.port} not ready after {READY_TIMEOUT}s")
+    return start_daemon("unbound", launch, clash="bind")
 
 
 @pytest.fixture
 def unbound_server() -> Iterator[Callable[..., UnboundServer]]:
     """Start Unbound resolvers for one test: ``unbound_server(zone=..., upstream=PORT, cache_min_ttl=0)``
     (also ``serve_expired=``, ``stubs={zone: upstream}``, ``closed=True``)."""
-    started: list[UnboundServer] = []
-
-    def make(zone: str, upstream: Upstream, cache_min_ttl: int = 0, serve_expired: bool = False, *,
-             stubs: Mapping[str, Upstream] | None = None, closed: bool = False) -> UnboundServer:
-        server = start(zone, upstream, cache_min_ttl, serve_expired, stubs=stubs, closed=closed)
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        server.stop()
-        shutil.rmtree(server.directory, ignore_errors=True)
+    yield from started_servers(start)
