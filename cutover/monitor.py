@@ -10,8 +10,6 @@ What to watch and since when comes from ``cutover.history``.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -22,7 +20,7 @@ from cutover import resolvers as resolvers_mod
 from cutover.errors import UsageError
 from cutover.journal import LANDED, Journal, Run
 from cutover.observe.authoritative import ServerView, all_new, serial_probe, views
-from cutover.observe.engine import CONCURRENCY, PARALLEL_FROM, query_round, run_round
+from cutover.observe.engine import query_pairs
 from cutover.observe.probes.schedule import ProbeRunner
 from cutover.observe.probes.services import ProbeEntry, cost_problems
 from cutover.observe.types import AUTHORITATIVE, OLD_HOST, Answer, RecordSummary, Round, Target, summarise
@@ -163,25 +161,26 @@ def _maybe_dt(ts: float | None) -> datetime | None:
 
 
 def ask_all(setups: Sequence[Setup]) -> list[list[Answer]]:
-    """One round for every plan at once. Small rounds share one event loop and the query
-    budget, so watching ten zones costs about the slowest server's time, not ten rounds;
-    big ones (CPU-bound) take every core, job after job."""
+    """One round for every plan at once, as one engine round: every server's bound on
+    queries in flight (and a public resolver's pace) holds across all the zones, and the
+    round's deadline is sized for all of its queries. (A round per zone, 9,000 of them at
+    once for a fleet, would each keep its own small deadline and bounds: the server is
+    flooded and most rounds end before their queries are sent.) A big round takes every
+    core. Each plan's answers come back in (resolver, target) order, as ``query_round``'s."""
     jobs = [(i, job) for i, s in enumerate(setups) for job in s.jobs()]
-    if sum(len(t) * len(r) for _, (t, r) in jobs) >= PARALLEL_FROM:
-        parts = [run_round(t, r, timeout=setups[i].plan.watch.timeout, processes=os.cpu_count()) for i, (t, r) in jobs]
-    else:
-        parts = asyncio.run(_gather(setups, jobs))
+    # target by target within a job, so that each server sees its share of the window at once
+    pairs = [(t, r) for _, (targets, resolvers) in jobs for t in targets for r in resolvers]
     out: list[list[Answer]] = [[] for _ in setups]
-    for (i, _), answers in zip(jobs, parts):
-        out[i].extend(answers)
+    if not pairs:
+        return out
+    answers = query_pairs(pairs, timeout=max(s.plan.watch.timeout for s in setups))
+    start = 0
+    for i, (targets, resolvers) in jobs:
+        width = len(resolvers)
+        mine = answers[start:start + len(targets) * width]
+        out[i].extend(mine[t * width + r] for r in range(width) for t in range(len(targets)))
+        start += len(mine)
     return out
-
-
-async def _gather(setups: Sequence[Setup], jobs: Sequence[tuple[int, Job]]) -> list[list[Answer]]:
-    share = max(1, CONCURRENCY // max(1, len(jobs)))
-    return list(await asyncio.gather(*(
-        query_round(t, r, timeout=setups[i].plan.watch.timeout, concurrency=share) for i, (t, r) in jobs
-    )))
 
 
 # --------------------------------------------------------------------------- one round

@@ -115,7 +115,7 @@ def test_a_fleet_renumbers_every_zone_and_rolls_back(tmp_path, pdns_server, flee
     assert all(rec["counts"]["new"] == 1 for r in rounds for rec in r["records"])
 
     text = cutover(tmp_path, pdns_server, "watch", str(plan), "--once", expect=None).stdout  # a log: one line a round
-    assert re.search(rf"^round 2: \d+ of {len(moved)} zones ready to retire$", text, re.M), text[-500:]
+    assert re.search(rf"^round 2: [\d,]+ of {len(moved):,} zones ready to retire$", text, re.M), text[-500:]
 
     # status and report need only the journal: a wrong API key, from another directory, is no matter
     elsewhere = cutover(tmp_path.parent, pdns_server, "status", f"{tmp_path.name}/fleet.yaml", "--format", "json",
@@ -129,7 +129,7 @@ def test_a_fleet_renumbers_every_zone_and_rolls_back(tmp_path, pdns_server, flee
         "untouched": 0, "states": {"apply verified": len(moved)}, "failed_zones": [], "retire": len(moved)}
 
     rolled = cutover(tmp_path, pdns_server, "rollback", str(plan), "--yes")
-    assert f"{len(moved)} acted on: {len(moved)} verified" in rolled.stdout
+    assert f"{len(moved):,} acted on: {len(moved):,} verified" in rolled.stdout
     assert ask(pdns_server, f"www.{fleet_zones[0]}", "A") == {OLD}
     assert ask(pdns_server, fleet_zones[0], "TXT") == {f'"v=spf1 ip4:{OLD} -all"'}
     assert "nothing to watch" in cutover(tmp_path, pdns_server, "watch", str(plan), "--once", expect=2).stderr
