@@ -438,7 +438,7 @@ def pdns_server(root: Path) -> Iterator[Pdns]:
     db = root / "pdns.sqlite3"
     with sqlite3.connect(db) as conn:
         conn.executescript(schema.read_text())
-    dns_port, web_port, api_key = free_port(), free_port(), secrets.token_hex(16)
+    dns_port, web_port, api_key = _bench.free_port(), _bench.free_port(), secrets.token_hex(16)
     conf = {
         "launch": "gsqlite3", "gsqlite3-database": str(db), "local-address": "127.0.0.1", "local-port": dns_port,
         "api": "yes", "api-key": api_key, "webserver": "yes", "webserver-address": "127.0.0.1",
@@ -462,27 +462,7 @@ def pdns_server(root: Path) -> Iterator[Pdns]:
             time.sleep(0.1)
         yield Pdns(url, api_key, dns_port, db, version, proc)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def free_port() -> int:
-    """A loopback port free for UDP and TCP."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket() as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free loopback port")
+        _bench.stop(proc)
 
 
 def pdns_create(server: Pdns, count: int) -> None:
